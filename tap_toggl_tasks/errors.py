@@ -1,0 +1,170 @@
+"""How the tap reads Toggl's answers: which errors are retried, which stop, what users are told.
+
+Every message here is one paragraph that says what happened and what to do, carries Toggl's
+request id when there is one, and never contains credentials.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import json
+from typing import Any
+
+import requests
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+
+REQUEST_ID_HEADER = "X-Toggl-Request-Id"
+QUOTA_REMAINING_HEADER = "X-Toggl-Quota-Remaining"
+QUOTA_RESETS_IN_HEADER = "X-Toggl-Quota-Resets-In"
+MAX_BODY_CHARS = 300
+
+
+class TogglError(Exception):
+    """An error whose message already tells the user what to do: shown without a traceback."""
+
+
+class TogglFatalError(TogglError, FatalAPIError):
+    """Retrying cannot help: bad credentials, a bad request, a plan without tasks."""
+
+
+class TogglRetryableError(TogglError, RetriableAPIError):
+    """Worth another try, after `wait_seconds` when Toggl said how long (else backing off)."""
+
+    def __init__(
+        self,
+        message: str,
+        response: requests.Response | None = None,
+        *,
+        wait_seconds: float | None = None,
+    ) -> None:
+        super().__init__(message, response)
+        self.wait_seconds = wait_seconds
+
+
+class TogglQuotaExhausted(TogglRetryableError):
+    """The hourly request quota is used up and resets soon enough to wait for it."""
+
+
+class TogglGaveUp(TogglError):
+    """Retries ran out: the last failure, explained."""
+
+
+def describe(response: requests.Response) -> str:
+    """`HTTP 503 (request id abc)`: how a response is named in every message."""
+    request_id = response.headers.get(REQUEST_ID_HEADER)
+    suffix = f", request id {request_id}" if request_id else ""
+    return f"HTTP {response.status_code} {response.reason or ''}".rstrip() + suffix
+
+
+def body_text(response: requests.Response) -> str:
+    """Toggl's own words: error bodies are usually a JSON string literal, sometimes HTML."""
+    text = response.text.strip()
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        decoded = text
+    if not isinstance(decoded, str):
+        decoded = text
+    if len(decoded) > MAX_BODY_CHARS:
+        decoded = decoded[:MAX_BODY_CHARS] + "..."
+    return decoded or "(empty body)"
+
+
+def seconds_from_header(value: str | None) -> float | None:
+    """Seconds from a header that holds either a number or an HTTP date (as Retry-After may)."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.datetime.now(datetime.UTC)).total_seconds())
+
+
+def error_for(response: requests.Response, *, max_quota_wait: float) -> Exception:
+    """The exception for a response that did not bring tasks."""
+    status = response.status_code
+    what = describe(response)
+    if status in {401, 403}:
+        return TogglFatalError(
+            f"Toggl refused the credentials ({what}: {body_text(response)}). Check the api_token "
+            "setting (Toggl Track > Profile settings > API Token), or email and password, and "
+            "that this user still belongs to a workspace; then run again."
+        )
+    if status == 402:
+        return _quota_error(response, max_quota_wait=max_quota_wait)
+    if status == 429:
+        return TogglRetryableError(
+            f"Toggl is throttling requests ({what}).",
+            response,
+            wait_seconds=seconds_from_header(response.headers.get("Retry-After")),
+        )
+    if status >= 500:
+        return TogglRetryableError(
+            f"Toggl had a server error ({what}: {body_text(response)}).",
+            response,
+            wait_seconds=seconds_from_header(response.headers.get("Retry-After")),
+        )
+    if status == 400:
+        return TogglFatalError(
+            f"Toggl rejected the request ({what}: {body_text(response)}). Check the settings "
+            "include_not_active, page_size and start_date, and the bookmark in the state you "
+            "passed; if they look right, report this message with its request id."
+        )
+    return TogglFatalError(
+        f"Toggl answered {what}: {body_text(response)}. Check the api_url setting "
+        "(normally https://api.track.toggl.com/api/v9)."
+    )
+
+
+def _quota_error(response: requests.Response, *, max_quota_wait: float) -> Exception:
+    # 402 with quota headers means "come back later"; without them, "this plan has no tasks".
+    resets_in = seconds_from_header(response.headers.get(QUOTA_RESETS_IN_HEADER))
+    if resets_in is None and QUOTA_REMAINING_HEADER not in response.headers:
+        return TogglFatalError(
+            f"Toggl answered {describe(response)} without quota headers: tasks are a paid Toggl "
+            "Track feature (Starter plan and up). Upgrade the workspace's plan, or use the "
+            "credentials of a user in a paid workspace."
+        )
+    resets_in = resets_in or 0.0
+    if resets_in <= max_quota_wait:
+        return TogglQuotaExhausted(
+            f"Toggl's hourly request quota is used up ({describe(response)}); waiting "
+            f"{resets_in:.0f} s for it to reset.",
+            response,
+            wait_seconds=resets_in + 1,  # +1: the reset is announced in whole seconds
+        )
+    resets_at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=resets_in)
+    return TogglFatalError(
+        f"Toggl's hourly request quota for this user is used up ({describe(response)}). It "
+        f"resets in {resets_in:.0f} s, at {resets_at:%Y-%m-%d %H:%M:%S} UTC, which is longer than "
+        f"max_quota_wait_seconds ({max_quota_wait:.0f}). Run again after the reset, or raise "
+        "max_quota_wait_seconds; other tools using this Toggl user share the same quota."
+    )
+
+
+def gave_up(error: BaseException, attempts: int) -> TogglGaveUp:
+    """The final word after the last retry failed."""
+    if isinstance(error, TogglRetryableError):
+        cause = str(error)
+    else:
+        cause = f"The connection to Toggl failed ({type(error).__name__}: {error})."
+    return TogglGaveUp(
+        f"{cause} Gave up after {attempts} attempts. Toggl or the network may be down: check "
+        "https://status.toggl.com and run again later; raise request_timeout if requests are "
+        "timing out. The bookmark was not advanced, so nothing is lost."
+    )
+
+
+def unexpected_body(response: requests.Response, found: Any) -> TogglFatalError:
+    """A 200 whose JSON is not a list of tasks."""
+    return TogglFatalError(
+        f"Toggl answered {describe(response)} with a body that is not a list of tasks (found "
+        f"{type(found).__name__}: {str(found)[:MAX_BODY_CHARS]}). Check the api_url setting; if it "
+        "is right, Toggl changed its API: report this message with its request id."
+    )

@@ -1,0 +1,161 @@
+"""The `tasks` stream: GET {api_url}/me/tasks, paged by offset, incremental on `at` via `since`."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import itertools
+import math
+from collections.abc import Callable, Generator, Iterable
+from typing import Any
+
+import requests
+from singer_sdk import RESTStream
+from singer_sdk.authenticators import BasicAuthenticator
+from singer_sdk.helpers.types import Context
+from typing_extensions import override
+
+from tap_toggl_tasks.errors import (
+    QUOTA_REMAINING_HEADER,
+    TogglError,
+    TogglRetryableError,
+    error_for,
+    gave_up,
+)
+from tap_toggl_tasks.paging import Task, TasksPaginator, tasks_in
+from tap_toggl_tasks.schema import TASK_SCHEMA, TIMESTAMP_FIELDS
+
+MAX_ATTEMPTS = 5
+BACKOFF_FIRST_WAIT = 2.0  # seconds; doubles on each retry: 2, 4, 8, 16
+
+
+class TasksStream(RESTStream[int]):
+    """Tasks of every project the user takes part in, done and deleted ones included."""
+
+    name = "tasks"
+    path = "/me/tasks"
+    primary_keys = ("id",)
+    replication_key = "at"
+    schema = TASK_SCHEMA
+    # Toggl documents no sort order, so the bookmark only advances once the sync completes.
+    is_sorted = False
+
+    @override
+    @property
+    def url_base(self) -> str:
+        return str(self.config["api_url"]).rstrip("/")
+
+    @override
+    @functools.cached_property
+    def authenticator(self) -> BasicAuthenticator:
+        if token := self.config.get("api_token"):
+            # Toggl's token form: the token as user name, the literal word as password.
+            return BasicAuthenticator(username=token, password="api_token")  # noqa: S106
+        return BasicAuthenticator(username=self.config["email"], password=self.config["password"])
+
+    @override
+    @property
+    def timeout(self) -> int:
+        return int(self.config["request_timeout"])
+
+    @override
+    def get_new_paginator(self) -> TasksPaginator:
+        return TasksPaginator(page_size=self.config["page_size"])
+
+    @override
+    def get_url_params(
+        self, context: Context | None, next_page_token: int | None
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "include_not_active": str(self.config["include_not_active"]).lower(),
+            "meta": str(self.config["meta"]).lower(),
+            "per_page": self.config["page_size"],
+            "offset": next_page_token or 0,
+        }
+        if (since := self.since(context)) is not None:
+            params["since"] = since
+        return params
+
+    def since(self, context: Context | None) -> int | None:
+        """The bookmark (or start_date) in whole UNIX seconds, rounded down.
+
+        Rounding down re-fetches tasks modified in the bookmark's own second: at-least-once.
+        """
+        start = self.get_starting_timestamp(context)
+        return None if start is None else math.floor(start.timestamp())
+
+    @override
+    def validate_response(self, response: requests.Response) -> None:
+        if response.status_code != 200:
+            raise error_for(response, max_quota_wait=self.config["max_quota_wait_seconds"])
+        tasks_in(response)  # parse here, so that a garbled body is retried like a 5xx
+        if (remaining := response.headers.get(QUOTA_REMAINING_HEADER)) is not None:
+            self.logger.info("Toggl request quota: %s requests left this hour.", remaining)
+
+    @override
+    def parse_response(self, response: requests.Response) -> Iterable[Task]:
+        return tasks_in(response)
+
+    @override
+    def post_process(self, row: Task, context: Context | None = None) -> Task:
+        for field in TIMESTAMP_FIELDS:
+            if (value := row.get(field)) is not None:
+                row[field] = utc_timestamp(value, field=field, task_id=row.get("id"))
+        if isinstance(permissions := row.get("permissions"), str):
+            row["permissions"] = [permissions]  # 2024's API sent one string, 2026's a list
+        return row
+
+    @override
+    def calculate_sync_cost(
+        self,
+        request: requests.PreparedRequest,
+        response: requests.Response,
+        context: Context | None,
+    ) -> dict[str, int]:
+        return {"toggl_requests": 1}
+
+    @override
+    def backoff_wait_generator(self) -> Generator[float, Any, None]:
+        return _retry_waits()
+
+    @override
+    def backoff_max_tries(self) -> int:
+        return MAX_ATTEMPTS
+
+    @override
+    def request_decorator(self, func: Callable[..., requests.Response]) -> Callable[..., Any]:
+        retrying = super().request_decorator(func)
+
+        @functools.wraps(func)
+        def request_or_explain(*args: Any, **kwargs: Any) -> requests.Response:
+            try:
+                return retrying(*args, **kwargs)
+            except (TogglRetryableError, requests.RequestException, ConnectionError) as exc:
+                raise gave_up(exc, MAX_ATTEMPTS) from exc
+
+        return request_or_explain
+
+
+def _retry_waits() -> Generator[float, BaseException | None, None]:
+    """Seconds before each retry: what Toggl asked for (quota reset, Retry-After), else 2, 4, 8."""
+    error = yield 0.0  # backoff primes the generator before the first failure
+    for attempt in itertools.count():
+        asked = getattr(error, "wait_seconds", None)
+        error = yield asked if asked is not None else BACKOFF_FIRST_WAIT * 2**attempt
+
+
+def utc_timestamp(value: str, *, field: str, task_id: Any) -> str:
+    """One UTC form for every timestamp, so that bookmarks compare correctly as strings.
+
+    Toggl sends `2024-12-16T01:38:02.034497Z` and `...+00:00`, with or without fractions.
+    """
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except (TypeError, ValueError) as exc:
+        raise TogglError(
+            f"Task {task_id}: its {field} {value!r} is not a timestamp, so the sync stopped "
+            "before advancing the bookmark. Report this message: Toggl changed its format."
+        ) from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.astimezone(datetime.UTC).isoformat(timespec="microseconds")

@@ -1,0 +1,178 @@
+"""tap-toggl-tasks: its settings, their checks, and its one stream."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import sys
+from collections.abc import Mapping
+from importlib import metadata
+from typing import Any
+from urllib.parse import urlsplit
+
+from singer_sdk import Stream, Tap
+from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.exceptions import ConfigValidationError
+from typing_extensions import override
+
+from tap_toggl_tasks.errors import TogglError
+from tap_toggl_tasks.streams import TasksStream
+
+VERSION = metadata.version("tap-toggl-tasks")
+DEFAULT_API_URL = "https://api.track.toggl.com/api/v9"
+# One request fetches up to 1000 tasks (about 1 MB): most accounts sync in one request,
+# and the largest in a few, well inside Toggl's 30 requests per hour.
+DEFAULT_PAGE_SIZE = 1000
+MAX_PAGE_SIZE = 5000
+
+SETTINGS = th.PropertiesList(
+    th.Property(
+        "api_token",
+        th.StringType,
+        secret=True,
+        description="Toggl Track API token (Profile settings > API Token). Use this, or "
+        "email and password.",
+    ),
+    th.Property("email", th.StringType, description="Toggl login email, with password."),
+    th.Property(
+        "password",
+        th.StringType,
+        secret=True,
+        description="Toggl login password, with email.",
+    ),
+    th.Property(
+        "api_url",
+        th.StringType,
+        default=DEFAULT_API_URL,
+        description="Toggl Track API v9 base URL. Plain http:// is refused except on loopback.",
+    ),
+    th.Property(
+        "start_date",
+        th.DateTimeType,
+        description="Earliest `at` (task created or modified) to sync on the first run; "
+        "absent means all history.",
+    ),
+    th.Property(
+        "page_size",
+        th.IntegerType(minimum=1, maximum=MAX_PAGE_SIZE),
+        default=DEFAULT_PAGE_SIZE,
+        description=f"Tasks per request (`per_page`), 1 to {MAX_PAGE_SIZE}. Large pages save "
+        "requests, the scarcest thing under Toggl's hourly quota.",
+    ),
+    th.Property(
+        "include_not_active",
+        th.BooleanType,
+        default=True,
+        description="Include tasks marked done. Keep it true: otherwise a task done after "
+        "one sync never reaches the warehouse as done.",
+    ),
+    th.Property(
+        "meta",
+        th.BooleanType,
+        default=True,
+        description="Ask for the meta fields: project_name, project_color, project_billable, "
+        "client_name.",
+    ),
+    th.Property(
+        "user_agent",
+        th.StringType,
+        default=f"tap-toggl-tasks/{VERSION}",
+        description="User-Agent header sent to Toggl.",
+    ),
+    th.Property(
+        "request_timeout",
+        th.IntegerType(minimum=1, maximum=3600),
+        default=300,
+        description="Seconds to wait for one response before retrying it.",
+    ),
+    th.Property(
+        "max_quota_wait_seconds",
+        th.IntegerType(minimum=0, maximum=86400),
+        default=900,
+        description="Longest wait for Toggl's hourly request quota to reset before giving up. "
+        "0 never waits; 3600 always waits.",
+    ),
+).to_dict()
+
+_LOOPBACK_NAMES = {"localhost"}
+
+
+class TapTogglTasks(Tap):
+    """Singer tap for the tasks of Toggl Track's /me/tasks."""
+
+    name = "tap-toggl-tasks"
+    config_jsonschema = SETTINGS
+    message_writer_class = MsgSpecWriter
+
+    def __init__(self, *args: Any, validate_config: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, validate_config=validate_config, **kwargs)
+        if validate_config and (errors := settings_errors(self.config)):
+            raise ConfigValidationError("Config validation failed", errors=errors)
+
+    @override
+    def discover_streams(self) -> list[Stream]:
+        return [TasksStream(self)]
+
+    @override
+    @classmethod
+    def invoke(cls, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().invoke(*args, **kwargs)
+        except TogglError as exc:
+            # The message already says what to do; a traceback would only bury it.
+            cls.logger.error("%s", exc)  # noqa: TRY400
+            sys.exit(1)
+
+
+def settings_errors(config: Mapping[str, Any]) -> list[str]:
+    """What is wrong with settings the JSON schema cannot judge alone; empty when all is well."""
+    errors = []
+    has_login = bool(config.get("email")) or bool(config.get("password"))
+    if config.get("api_token") and has_login:
+        errors.append("Set either api_token, or email and password, not both.")
+    elif not config.get("api_token") and not has_login:
+        errors.append(
+            "No credentials: set api_token (Toggl Track > Profile settings > API Token), or "
+            "email and password; e.g. TAP_TOGGL_TASKS_API_TOKEN in the environment."
+        )
+    elif has_login and not (config.get("email") and config.get("password")):
+        errors.append("email and password go together: set both, or use api_token instead.")
+    if problem := _api_url_problem(str(config.get("api_url", ""))):
+        errors.append(problem)
+    if (start := config.get("start_date")) and not _is_timestamp(start):
+        errors.append(
+            f"start_date {start!r} is not a date: use ISO 8601, e.g. 2024-01-31 or "
+            "2024-01-31T00:00:00Z."
+        )
+    return errors
+
+
+def _api_url_problem(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+        return None
+    return (
+        f"api_url {url!r} must be an https:// URL such as {DEFAULT_API_URL} (plain http:// "
+        "only for a server on this machine: localhost, 127.0.0.1, ::1), so that credentials "
+        "never cross a network unencrypted."
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_timestamp(value: Any) -> bool:
+    try:
+        datetime.datetime.fromisoformat(str(value))
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,112 @@
+"""Running the tap the way users do: as a process, against a local Toggl-compatible server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.toggl_server import TogglServer, make_task
+
+API_TOKEN = "tok-3f9c-never-print-me"
+EMAIL = "ada@example.com"
+PASSWORD = "pw-never-print-me"
+SECRETS = (API_TOKEN, PASSWORD)
+
+
+@dataclass
+class TapRun:
+    """What one run of `tap-toggl-tasks` printed, parsed into Singer messages."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [m["record"] for m in self.messages if m["type"] == "RECORD"]
+
+    @property
+    def states(self) -> list[dict[str, Any]]:
+        return [m["value"] for m in self.messages if m["type"] == "STATE"]
+
+    @property
+    def final_state(self) -> dict[str, Any]:
+        return self.states[-1]
+
+    @property
+    def bookmark(self) -> str | None:
+        stream_state = self.final_state.get("bookmarks", {}).get("tasks", {})
+        value = stream_state.get("replication_key_value")
+        return None if value is None else str(value)
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return next(m["schema"] for m in self.messages if m["type"] == "SCHEMA")
+
+    @property
+    def errors(self) -> list[str]:
+        """The ERROR lines of the log, without their timestamp and logger columns."""
+        return [line.split("|")[-1].strip() for line in self.stderr.splitlines() if "ERROR" in line]
+
+    @property
+    def error(self) -> str:
+        """The last ERROR line: the one that says what went wrong and what to do."""
+        return self.errors[-1]
+
+
+def run_tap(
+    config: dict[str, Any],
+    tmp_path: Path,
+    *,
+    state: dict[str, Any] | None = None,
+    args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> TapRun:
+    """Run `python -m tap_toggl_tasks` as a user would, with a config file (and a state file)."""
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(config))
+    command = [sys.executable, "-m", "tap_toggl_tasks", "--config", str(config_file), *args]
+    if state is not None:
+        state_file = tmp_path / "state.json"
+        state_file.write_text(json.dumps(state))
+        command += ["--state", str(state_file)]
+    # A developer's TAP_TOGGL_TASKS_* variables must not leak into the tests.
+    clean_env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_TOGGL_TASKS_")}
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**clean_env, **(env or {})},
+        check=False,
+    )
+    messages = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"type"')]
+    run = TapRun(done.returncode, done.stdout, done.stderr, messages)
+    for secret in SECRETS:
+        assert secret not in done.stdout + done.stderr, "a secret reached the tap's output"
+    return run
+
+
+@pytest.fixture
+def server() -> Iterator[TogglServer]:
+    """A Toggl-compatible server with 25 tasks (ids 1..25), 5 of them done."""
+    tasks = [make_task(i, active=i % 5 != 0) for i in range(1, 26)]
+    with TogglServer(tasks, api_token=API_TOKEN, email=EMAIL, password=PASSWORD) as toggl:
+        yield toggl
+
+
+def config_for(toggl: TogglServer, **overrides: Any) -> dict[str, Any]:
+    """A working config for the local server; overrides replace or (with None) remove keys."""
+    config: dict[str, Any] = {"api_token": API_TOKEN, "api_url": toggl.url}
+    config.update(overrides)
+    return {k: v for k, v in config.items() if v is not None}

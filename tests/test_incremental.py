@@ -1,0 +1,135 @@
+"""Incremental sync: the bookmark is the newest `at`; the next run asks only for changes."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+from tests.conftest import config_for, run_tap
+from tests.toggl_server import Fault, TogglServer, make_task
+
+AN_HOUR = datetime.timedelta(hours=1)
+
+
+def unix(timestamp: str) -> int:
+    return int(datetime.datetime.fromisoformat(timestamp).timestamp())
+
+
+def test_first_run_bookmarks_the_newest_at(server: TogglServer, tmp_path: Path) -> None:
+    run = run_tap(config_for(server), tmp_path)
+
+    newest = max(run.records, key=lambda r: r["at"])["at"]
+    assert run.final_state == {
+        "bookmarks": {
+            "tasks": {"replication_key": "at", "replication_key_value": newest},
+        },
+    }
+    assert "since" not in server.requests[0].params
+
+
+def test_next_run_sends_since_and_gets_only_changes(server: TogglServer, tmp_path: Path) -> None:
+    first = run_tap(config_for(server), tmp_path)
+    server.modify(4, name="renamed")
+    server.mark_done(6)
+    server.add(name="brand new")
+
+    second = run_tap(config_for(server), tmp_path, state=first.final_state)
+
+    assert second.returncode == 0, second.stderr
+    assert server.requests[1].params["since"] == str(unix(first.bookmark or ""))
+    changed = {r["id"]: r for r in second.records}
+    # since rounds down, so tasks of the bookmark's own second come again: at-least-once
+    again = {r["id"] for r in first.records if unix(r["at"]) == unix(first.bookmark or "")}
+    assert set(changed) == {4, 6, 26} | again
+    assert changed[4]["name"] == "renamed"
+    assert changed[6]["active"] is False
+    assert changed[26]["name"] == "brand new"
+    assert second.bookmark is not None
+    assert first.bookmark is not None
+    assert second.bookmark > first.bookmark
+
+
+def test_a_run_with_nothing_new_costs_one_request(server: TogglServer, tmp_path: Path) -> None:
+    first = run_tap(config_for(server), tmp_path)
+
+    second = run_tap(config_for(server), tmp_path, state=first.final_state)
+
+    assert second.returncode == 0, second.stderr
+    assert len(server.requests) == 2
+    # since rounds down, so tasks of the bookmark's own second come again: at-least-once
+    assert {r["at"] for r in second.records} <= {first.bookmark}
+    assert second.bookmark == first.bookmark
+
+
+def test_since_rounds_the_bookmark_down_to_whole_seconds(
+    server: TogglServer, tmp_path: Path
+) -> None:
+    state = {
+        "bookmarks": {
+            "tasks": {
+                "replication_key": "at",
+                "replication_key_value": "2024-05-01T10:00:07.9+00:00",
+            }
+        }
+    }
+
+    run = run_tap(config_for(server), tmp_path, state=state)
+
+    assert run.returncode == 0, run.stderr
+    assert server.requests[0].params["since"] == str(unix("2024-05-01T10:00:07+00:00"))
+
+
+def test_start_date_limits_the_first_run(server: TogglServer, tmp_path: Path) -> None:
+    run = run_tap(config_for(server, start_date="2024-06-01T00:00:00Z"), tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    assert server.requests[0].params["since"] == str(unix("2024-06-01T00:00:00+00:00"))
+    assert all(r["at"] >= "2024-06-01" for r in run.records)
+
+
+def test_a_bookmark_newer_than_start_date_wins(server: TogglServer, tmp_path: Path) -> None:
+    state = {
+        "bookmarks": {
+            "tasks": {"replication_key": "at", "replication_key_value": "2025-02-03T04:05:06+00:00"}
+        }
+    }
+
+    run_tap(config_for(server, start_date="2024-01-01"), tmp_path, state=state)
+
+    assert server.requests[0].params["since"] == str(unix("2025-02-03T04:05:06+00:00"))
+
+
+def test_a_task_changed_during_the_sync_is_not_skipped_next_time(tmp_path: Path) -> None:
+    tasks = [make_task(i) for i in range(1, 21)]
+    with TogglServer(tasks) as toggl:
+        later = datetime.datetime.now(datetime.UTC) + AN_HOUR
+
+        def edit_while_syncing(server: TogglServer) -> None:
+            # Task 1 (already read on page 1) changes first, task 15 (on page 2) a second later.
+            server.clock = lambda: later
+            server.modify(1, name="edited mid-sync")
+            server.clock = lambda: later + datetime.timedelta(seconds=1)
+            server.modify(15, name="also edited")
+
+        toggl.script(None, Fault(before=edit_while_syncing))
+        config = config_for(toggl, api_token=toggl.api_token, page_size=10)
+        first = run_tap(config, tmp_path)
+        toggl.clock = lambda: later + AN_HOUR
+        second = run_tap(config, tmp_path, state=first.final_state)
+
+    assert first.returncode == 0, first.stderr
+    # The bookmark stops at the sync's start, before either edit...
+    assert first.bookmark is not None
+    assert first.bookmark < later.isoformat()
+    # ...so the next run brings task 1's edit, which the first run had already passed.
+    edited = {r["id"]: r["name"] for r in second.records}
+    assert edited[1] == "edited mid-sync"
+    assert edited[15] == "also edited"
+
+
+def test_state_round_trips_through_the_state_flag(server: TogglServer, tmp_path: Path) -> None:
+    first = run_tap(config_for(server), tmp_path)
+    second = run_tap(config_for(server), tmp_path, state=first.final_state)
+
+    assert second.states[0] == first.final_state
+    assert second.bookmark == first.bookmark

@@ -1,0 +1,92 @@
+"""Bad settings fail before any request, naming the setting and what is allowed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tap_toggl_tasks.tap import settings_errors
+from tests.conftest import API_TOKEN, EMAIL, PASSWORD, config_for, run_tap
+from tests.toggl_server import TogglServer
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"api_token": None}, "No credentials: set api_token"),
+        ({"email": EMAIL, "password": PASSWORD}, "either api_token, or email and password"),
+        ({"api_token": None, "email": EMAIL}, "email and password go together"),
+        ({"api_token": None, "password": PASSWORD}, "email and password go together"),
+        ({"api_url": "http://toggl.example.com/api/v9"}, "must be an https:// URL"),
+        ({"api_url": "api.track.toggl.com"}, "must be an https:// URL"),
+        ({"page_size": 0}, "0 is less than the minimum of 1 in config['page_size']"),
+        ({"page_size": 5001}, "5001 is greater than the maximum of 5000 in config['page_size']"),
+        ({"page_size": "many"}, "'many' is not of type 'integer'"),
+        ({"start_date": "last tuesday"}, "start_date 'last tuesday' is not a date"),
+        ({"include_not_active": "yes"}, "'yes' is not of type 'boolean'"),
+        ({"request_timeout": 0}, "in config['request_timeout']"),
+        ({"max_quota_wait_seconds": -1}, "in config['max_quota_wait_seconds']"),
+    ],
+)
+def test_bad_settings_fail_before_any_request(
+    server: TogglServer, tmp_path: Path, overrides: dict[str, Any], expected: str
+) -> None:
+    run = run_tap(config_for(server, **overrides), tmp_path)
+
+    assert run.returncode == 1
+    assert any(expected in error for error in run.errors), run.errors
+    assert run.messages == []
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_plain_http_is_allowed_on_loopback(tmp_path: Path, host: str) -> None:
+    with TogglServer([], api_token=API_TOKEN) as toggl:
+        config = {"api_token": API_TOKEN, "api_url": toggl.url.replace("127.0.0.1", host)}
+        run = run_tap(config, tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    assert len(toggl.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://api.track.toggl.com/api/v9", True),
+        ("http://[::1]:8080/api/v9", True),
+        ("http://127.5.0.1/api/v9", True),
+        ("http://10.0.0.5/api/v9", False),
+        ("ftp://127.0.0.1/api/v9", False),
+        ("https:///api/v9", False),
+    ],
+)
+def test_which_api_urls_are_accepted(url: str, allowed: bool) -> None:
+    errors = settings_errors({"api_token": API_TOKEN, "api_url": url})
+
+    assert (errors == []) is allowed
+
+
+def test_settings_come_from_the_environment_too(server: TogglServer, tmp_path: Path) -> None:
+    env = {
+        "TAP_TOGGL_TASKS_API_TOKEN": API_TOKEN,
+        "TAP_TOGGL_TASKS_API_URL": server.url,
+        "TAP_TOGGL_TASKS_PAGE_SIZE": "7",
+    }
+    (tmp_path / "empty").mkdir()
+
+    run = run_tap({}, tmp_path / "empty", args=("--config", "ENV"), env=env)
+
+    assert run.returncode == 0, run.stderr
+    assert len(run.records) == 25
+    assert server.requests[0].params["per_page"] == "7"
+
+
+def test_discovery_needs_no_credentials(tmp_path: Path) -> None:
+    run = run_tap({}, tmp_path, args=("--discover",))
+
+    assert run.returncode == 0, run.stderr
+    catalog = json.loads(run.stdout)
+    assert [stream["tap_stream_id"] for stream in catalog["streams"]] == ["tasks"]

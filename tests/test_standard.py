@@ -1,0 +1,20 @@
+"""The Singer SDK's standard tap tests, against the local Toggl-compatible server."""
+
+from __future__ import annotations
+
+import atexit
+
+from singer_sdk.testing import get_tap_test_class
+
+from tap_toggl_tasks.tap import TapTogglTasks
+from tests.toggl_server import TogglServer, demo_tasks
+
+# The suite reads its config when this module is imported, so the server starts here too.
+_server = TogglServer(demo_tasks(300), api_token="standard-suite-token").start()
+atexit.register(_server.stop)
+
+TestTapTogglTasks = get_tap_test_class(
+    TapTogglTasks,
+    config={"api_token": "standard-suite-token", "api_url": _server.url, "page_size": 100},
+    parse_env_config=False,
+)

@@ -1,0 +1,194 @@
+"""A sync loads every task, correctly, in as few requests as the data allows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EMAIL, PASSWORD, config_for, run_tap
+from tests.toggl_server import Fault, TogglServer, make_task
+
+
+def test_full_sync_emits_every_task_once_in_one_request(
+    server: TogglServer, tmp_path: Path
+) -> None:
+    run = run_tap(config_for(server), tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    assert sorted(r["id"] for r in run.records) == list(range(1, 26))
+    assert len(server.requests) == 1
+    params = server.requests[0].params
+    assert params == {
+        "include_not_active": "true",
+        "meta": "true",
+        "per_page": "1000",
+        "offset": "0",
+    }
+
+
+def test_records_keep_toggl_values_in_one_form(tmp_path: Path) -> None:
+    task = make_task(
+        7,
+        name='Café ☕ "launch" prep',
+        at="2024-12-16T03:38:02.034497+02:00",
+        rate_last_updated="2024-01-02T03:04:05Z",
+        permissions="owner",
+        tracked_seconds=5_400_000,
+        user_id=None,
+        client_name=None,
+        color_hint="a field this tap does not know yet",
+    )
+    with TogglServer([task, make_task(8, permissions=["edit", "view"])]) as toggl:
+        run = run_tap(config_for(toggl, api_token=toggl.api_token), tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    first, second = sorted(run.records, key=lambda r: r["id"])
+    assert first["name"] == 'Café ☕ "launch" prep'
+    assert first["at"] == "2024-12-16T01:38:02.034497+00:00"
+    assert first["rate_last_updated"] == "2024-01-02T03:04:05.000000+00:00"
+    assert first["permissions"] == ["owner"]
+    assert second["permissions"] == ["edit", "view"]
+    assert first["tracked_seconds"] == 5_400_000
+    assert first["user_id"] is None
+    assert first["client_name"] is None
+    assert "color_hint" not in first
+
+
+def test_schema_says_tracked_seconds_is_milliseconds(server: TogglServer, tmp_path: Path) -> None:
+    run = run_tap(config_for(server), tmp_path)
+
+    properties = run.schema["properties"]
+    assert "MILLISECONDS" in properties["tracked_seconds"]["description"]
+    assert properties["permissions"]["type"] == ["array", "null"]
+    assert properties["at"]["format"] == "date-time"
+    assert run.messages[0]["type"] == "SCHEMA"
+    assert run.messages[0]["key_properties"] == ["id"]
+    assert run.messages[0]["bookmark_properties"] == ["at"]
+
+
+def test_email_and_password_work_too(server: TogglServer, tmp_path: Path) -> None:
+    config = config_for(server, api_token=None, email=EMAIL, password=PASSWORD)
+
+    run = run_tap(config, tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    assert len(run.records) == 25
+    assert server.requests[0].authorized
+
+
+def test_settings_shape_the_request(server: TogglServer, tmp_path: Path) -> None:
+    config = config_for(
+        server, include_not_active=False, meta=False, user_agent="acme-elt/2.0", page_size=50
+    )
+
+    run = run_tap(config, tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    assert len(run.records) == 20  # the five done tasks stay on the server
+    assert all("project_name" not in r for r in run.records)
+    request = server.requests[0]
+    assert request.params["include_not_active"] == "false"
+    assert request.params["meta"] == "false"
+    assert request.params["per_page"] == "50"
+    assert request.user_agent == "acme-elt/2.0"
+
+
+def test_default_user_agent_names_the_tap(server: TogglServer, tmp_path: Path) -> None:
+    run_tap(config_for(server), tmp_path)
+
+    assert server.requests[0].user_agent == "tap-toggl-tasks/0.1.0"
+
+
+@pytest.mark.parametrize(
+    ("task_count", "page_size", "expected_offsets"),
+    [
+        (25, 10, ["0", "10", "20"]),  # the short third page ends the sync
+        (20, 10, ["0", "10", "20"]),  # an exact fit needs one empty page to know it is done
+        (9, 10, ["0"]),
+        (0, 10, ["0"]),  # Toggl answers `null` when there is nothing
+    ],
+)
+def test_pages_advance_by_rows_received_and_stop_after_a_short_page(
+    tmp_path: Path, task_count: int, page_size: int, expected_offsets: list[str]
+) -> None:
+    with TogglServer([make_task(i) for i in range(1, task_count + 1)]) as toggl:
+        run = run_tap(config_for(toggl, api_token=toggl.api_token, page_size=page_size), tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    assert sorted(r["id"] for r in run.records) == list(range(1, task_count + 1))
+    assert [r.params["offset"] for r in toggl.requests] == expected_offsets
+    assert {r.params["per_page"] for r in toggl.requests} == {str(page_size)}
+
+
+@pytest.mark.parametrize("wrapper", ["items", "data"])
+def test_a_wrapped_list_is_read_like_a_bare_one(
+    server: TogglServer, tmp_path: Path, wrapper: str
+) -> None:
+    body = json.dumps({wrapper: [{"id": 1, "name": "wrapped", "at": "2025-01-01T00:00:00Z"}]})
+    server.script(Fault(body=body))
+
+    run = run_tap(config_for(server), tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    assert [r["name"] for r in run.records] == ["wrapped"]
+
+
+def test_a_body_that_is_not_a_task_list_stops_with_the_request_id(
+    server: TogglServer, tmp_path: Path
+) -> None:
+    server.script(Fault(body='{"message": "hello"}'))
+
+    run = run_tap(config_for(server), tmp_path)
+
+    assert run.returncode == 1
+    assert run.records == []
+    assert "not a list of tasks" in run.error
+    assert "request id" in run.error
+
+
+def test_a_server_ignoring_offset_is_caught_not_looped(server: TogglServer, tmp_path: Path) -> None:
+    page = '[{"id": 1, "at": "2025-01-01T00:00:00Z"}, {"id": 2, "at": "2025-01-01T00:00:00Z"}]'
+    server.script(Fault(body=page), Fault(body=page), Fault(body=page))
+
+    run = run_tap(config_for(server, page_size=2), tmp_path)
+
+    assert run.returncode == 1
+    assert len(server.requests) == 2
+    assert "same page twice" in run.error
+
+
+def test_deleted_tasks_reach_the_target_marked_deleted(server: TogglServer, tmp_path: Path) -> None:
+    first = run_tap(config_for(server), tmp_path)
+    server.delete(3)
+
+    second = run_tap(config_for(server), tmp_path, state=first.final_state)
+
+    assert second.returncode == 0, second.stderr
+    deleted = [r for r in second.records if r["id"] == 3]
+    assert len(deleted) == 1
+    assert deleted[0]["server_deleted_at"] is not None
+    assert deleted[0]["server_deleted_at"].endswith("+00:00")
+
+
+def test_a_task_without_a_readable_timestamp_stops_the_sync(
+    server: TogglServer, tmp_path: Path
+) -> None:
+    server.script(Fault(body='[{"id": 9, "at": "last tuesday"}]'))
+
+    run = run_tap(config_for(server), tmp_path)
+
+    assert run.returncode == 1
+    assert "Task 9: its at 'last tuesday' is not a timestamp" in run.error
+    assert all(
+        s.get("bookmarks", {}).get("tasks", {}).get("replication_key_value") is None
+        for s in run.states
+    )
+
+
+def test_test_mode_reads_one_record(server: TogglServer, tmp_path: Path) -> None:
+    run = run_tap(config_for(server), tmp_path, args=("--test",))
+
+    assert run.returncode == 0, run.stderr
+    assert len(run.records) == 1
