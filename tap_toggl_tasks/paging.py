@@ -49,31 +49,93 @@ def tasks_in(response: requests.Response) -> list[Task]:
 
 
 class TasksPaginator(BaseAPIPaginator[int]):
-    """Row offsets: the next page starts after the rows received, and a short page is the last.
+    """Row offsets over a list that may change while it is read, without losing a task.
 
-    Stopping on a short page (not on an empty one) saves a request per sync, which matters
-    under Toggl's 30 requests per hour.
+    Each page after the first starts on the last task of the page before: finding that task
+    in the new page proves no row slipped past between the two. When rows before the offset
+    disappear (a task deleted, or moved by an edit), the rest shift left and the overlap task
+    is missing; the pager then reads the previous page's range again to pick up what shifted
+    past it. That costs one request per shift, and at most `MAX_STEP_BACKS` per sync. A shift
+    it cannot bridge sets `gap_possible`: the stream then keeps the old bookmark, so the next
+    run reads the same tasks again.
+
+    The sync ends after a short page: Toggl sends fewer rows than asked only at the end.
     """
 
+    MAX_STEP_BACKS = 5
+
     def __init__(self, page_size: int) -> None:
+        if page_size < 2:
+            raise ValueError("pages overlap by one task, so page_size must be at least 2")
         super().__init__(start_value=0)
         self.page_size = page_size
-        self._previous_ids: tuple[Any, Any] | None = None
+        self.gap_possible = False
+        self.step_backs = 0
+        self._previous: list[Any] = []  # ids of the last page known to join what came before
+        self._stranded: list[Any] | None = (
+            None  # ids of a page that did not join, while stepping back
+        )
+        self._resume_at: int | None = None  # where to go after stepping back
+        self._next: int | None = None
+
+    def fresh_tasks(self, response: requests.Response) -> list[Task]:
+        """The tasks of this page not read on the page(s) just before; decides the next offset."""
+        tasks = tasks_in(response)
+        offset = self.current_value
+        ids = [task.get("id") for task in tasks]
+        if ids and ids == self._previous:
+            raise _same_page_twice(offset, response)
+        after_page = offset + len(tasks) - 1 if len(tasks) >= self.page_size else None
+
+        known = set(self._previous)
+        if self._stranded is not None:
+            # This page re-reads the range before the stranded page: it bridges the gap when it
+            # starts on tasks already read and reaches the stranded page's first task.
+            known.update(self._stranded)
+            starts_known = offset == 0 or (bool(ids) and ids[0] in self._previous)
+            reaches = not self._stranded or self._stranded[0] in ids
+            if not (starts_known and reaches):
+                self.gap_possible = True
+            self._previous, self._stranded, self._next = self._stranded, None, self._resume_at
+        elif offset == 0 or (self._previous and self._previous[-1] in ids):
+            # Joined: the overlap task is here (further in, if tasks were inserted before it).
+            self._previous, self._next = ids, after_page
+        elif self.step_backs < self.MAX_STEP_BACKS:
+            self.step_backs += 1
+            self._stranded, self._resume_at = ids, after_page
+            self._next = max(0, offset - self.page_size + 1)
+        else:
+            self.gap_possible = True
+            self._previous, self._next = ids, after_page
+        return [task for task in tasks if task.get("id") not in known]
+
+    @override
+    def advance(self, response: requests.Response) -> None:
+        # The SDK's advance() ends on a falsy token, but stepping back can lead to offset 0.
+        self._page_count += 1
+        if self._next is None:
+            self._finished = True
+        else:
+            self._value = self._next
+
+    @override
+    def continue_if_empty(self, response: requests.Response) -> bool:
+        # A page can hold only tasks already read (a step back, an insert) and still not be the end.
+        return self._next is not None
 
     @override
     def has_more(self, response: requests.Response) -> bool:
-        tasks = tasks_in(response)
-        ids = (tasks[0].get("id"), tasks[-1].get("id")) if tasks else None
-        if ids is not None and ids == self._previous_ids:
-            # A server that ignores `offset` would otherwise be asked for the same page forever.
-            raise TogglFatalError(
-                f"Toggl returned the same page twice (offset {self.current_value}, "
-                f"{describe(response)}): it seems to ignore the offset parameter. Check the "
-                "api_url setting; as a workaround set page_size above your number of tasks."
-            )
-        self._previous_ids = ids
-        return len(tasks) >= self.page_size
+        return self._next is not None
 
     @override
-    def get_next(self, response: requests.Response) -> int:
-        return self.current_value + len(tasks_in(response))
+    def get_next(self, response: requests.Response) -> int | None:
+        return self._next
+
+
+def _same_page_twice(offset: int, response: requests.Response) -> TogglFatalError:
+    # A server that ignores `offset` would otherwise be asked for the same page forever.
+    return TogglFatalError(
+        f"Toggl returned the same page twice (offset {offset}, {describe(response)}): it seems "
+        "to ignore the offset parameter. Check the api_url setting; as a workaround set "
+        "page_size above your number of tasks."
+    )

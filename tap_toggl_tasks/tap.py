@@ -55,9 +55,9 @@ SETTINGS = th.PropertiesList(
     ),
     th.Property(
         "page_size",
-        th.IntegerType(minimum=1, maximum=MAX_PAGE_SIZE),
+        th.IntegerType(minimum=2, maximum=MAX_PAGE_SIZE),
         default=DEFAULT_PAGE_SIZE,
-        description=f"Tasks per request (`per_page`), 1 to {MAX_PAGE_SIZE}. Large pages save "
+        description=f"Tasks per request (`per_page`), 2 to {MAX_PAGE_SIZE}. Large pages save "
         "requests, the scarcest thing under Toggl's hourly quota.",
     ),
     th.Property(

@@ -70,7 +70,7 @@ def test_an_exhausted_quota_is_waited_for_then_the_sync_goes_on(
     assert time.monotonic() - started >= 2  # waited the announced second, plus one
     assert sorted(r["id"] for r in run.records) == list(range(1, 26))
     # page 1 is not fetched again: the refused page 2 is retried, then page 3
-    assert [r.params["offset"] for r in server.requests] == ["0", "10", "10", "20"]
+    assert [r.params["offset"] for r in server.requests] == ["0", "9", "9", "18"]
     assert "waiting 1 s for it to reset" in run.stderr
 
 

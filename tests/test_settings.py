@@ -22,7 +22,7 @@ from tests.toggl_server import TogglServer
         ({"api_token": None, "password": PASSWORD}, "email and password go together"),
         ({"api_url": "http://toggl.example.com/api/v9"}, "must be an https:// URL"),
         ({"api_url": "api.track.toggl.com"}, "must be an https:// URL"),
-        ({"page_size": 0}, "0 is less than the minimum of 1 in config['page_size']"),
+        ({"page_size": 1}, "1 is less than the minimum of 2 in config['page_size']"),
         ({"page_size": 5001}, "5001 is greater than the maximum of 5000 in config['page_size']"),
         ({"page_size": "many"}, "'many' is not of type 'integer'"),
         ({"start_date": "last tuesday"}, "start_date 'last tuesday' is not a date"),

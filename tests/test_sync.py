@@ -104,13 +104,15 @@ def test_default_user_agent_names_the_tap(server: TogglServer, tmp_path: Path) -
 @pytest.mark.parametrize(
     ("task_count", "page_size", "expected_offsets"),
     [
-        (25, 10, ["0", "10", "20"]),  # the short third page ends the sync
-        (20, 10, ["0", "10", "20"]),  # an exact fit needs one empty page to know it is done
+        (25, 10, ["0", "9", "18"]),  # the short third page (7 rows) ends the sync
+        (19, 10, ["0", "9", "18"]),  # page 2 is full (overlap + 9 new), so one more is asked
+        (20, 10, ["0", "9", "18"]),  # ends with a page holding only the overlap row and one more
+        (10, 10, ["0", "9"]),  # an exact fit: the second page holds only the overlap row
         (9, 10, ["0"]),
         (0, 10, ["0"]),  # Toggl answers `null` when there is nothing
     ],
 )
-def test_pages_advance_by_rows_received_and_stop_after_a_short_page(
+def test_pages_overlap_by_one_row_and_stop_after_a_short_page(
     tmp_path: Path, task_count: int, page_size: int, expected_offsets: list[str]
 ) -> None:
     with TogglServer([make_task(i) for i in range(1, task_count + 1)]) as toggl:
