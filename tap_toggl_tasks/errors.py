@@ -24,6 +24,10 @@ class TogglError(Exception):
     """An error whose message already tells the user what to do: shown without a traceback."""
 
 
+class TogglInputError(TogglError):
+    """A --state or --catalog input the tap cannot use."""
+
+
 class TogglFatalError(TogglError, FatalAPIError):
     """Retrying cannot help: bad credentials, a bad request, a plan without tasks."""
 

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
+import signal
 import sys
 from collections.abc import Mapping
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import simplejson
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from typing_extensions import override
 
-from tap_toggl_tasks.errors import TogglError
+from tap_toggl_tasks.errors import TogglError, TogglInputError
 from tap_toggl_tasks.streams import TasksStream
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 VERSION = metadata.version("tap-toggl-tasks")
 DEFAULT_API_URL = "https://api.track.toggl.com/api/v9"
@@ -109,10 +115,24 @@ class TapTogglTasks(Tap):
         super().__init__(*args, validate_config=validate_config, **kwargs)
         if validate_config and (errors := settings_errors(self.config)):
             raise ConfigValidationError("Config validation failed", errors=errors)
+        if self.input_catalog is not None and not any(s.selected for s in self.streams.values()):
+            raise TogglInputError(
+                "The catalog selects no stream, so there is nothing to sync. Mark the `tasks` "
+                "stream selected (in Meltano: `select: [tasks.*]`), or run without --catalog."
+            )
 
     @override
     def discover_streams(self) -> list[Stream]:
         return [TasksStream(self)]
+
+    @override
+    def load_state(self, state: dict[str, Any]) -> None:
+        if problem := state_problem(state):
+            raise TogglInputError(
+                f"{problem} Pass the value of the last STATE message a run of this tap emitted "
+                "(Meltano does this for you), or no state at all to sync everything again."
+            )
+        super().load_state(state)
 
     @override
     @classmethod
@@ -123,6 +143,27 @@ class TapTogglTasks(Tap):
             # The message already says what to do; a traceback would only bury it.
             cls.logger.error("%s", exc)  # noqa: TRY400
             sys.exit(1)
+        # The SDK reads --state and --catalog files with simplejson.
+        except (json.JSONDecodeError, simplejson.JSONDecodeError) as exc:
+            cls.logger.error(  # noqa: TRY400
+                "The --state or --catalog file is not JSON (%s). Pass a file holding one JSON "
+                "object: for --state, the value of the last STATE message of an earlier run.",
+                exc,
+            )
+            sys.exit(1)
+
+    @override
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        try:
+            super()._handle_termination(signum, frame)  # writes the state, then exits 0
+        except SystemExit:
+            # An interrupted sync must not look like a finished one to a scheduler.
+            self.logger.error(  # noqa: TRY400
+                "Stopped by %s before the sync finished. The bookmark was not advanced: the "
+                "next run picks up everything this one did not finish.",
+                signal.Signals(signum).name,
+            )
+            raise SystemExit(128 + signum) from None
 
 
 def settings_errors(config: Mapping[str, Any]) -> list[str]:
@@ -146,6 +187,29 @@ def settings_errors(config: Mapping[str, Any]) -> list[str]:
             "2024-01-31T00:00:00Z."
         )
     return errors
+
+
+def state_problem(state: Mapping[str, Any]) -> str | None:  # noqa: PLR0911
+    """Why a --state input cannot be this tap's state; None when it can."""
+    if not state:
+        return None
+    bookmarks = state.get("bookmarks")
+    if not isinstance(bookmarks, dict):
+        return "The state has no `bookmarks` object, so it is not a Singer state."
+    if foreign := sorted(set(bookmarks) - {"tasks"}):
+        return (
+            f"The state holds bookmarks for streams this tap does not have ({', '.join(foreign)}): "
+            "it seems to belong to another tap."
+        )
+    tasks = bookmarks.get("tasks", {})
+    if not isinstance(tasks, dict):
+        return "The state's `tasks` bookmark is not an object."
+    if tasks.get("replication_key", "at") != "at":
+        return f"The state's tasks bookmark is on {tasks['replication_key']!r}, not on `at`."
+    value = tasks.get("replication_key_value")
+    if value is not None and not _is_timestamp(value):
+        return f"The state's tasks bookmark {value!r} is not a timestamp."
+    return None
 
 
 def _api_url_problem(url: str) -> str | None:

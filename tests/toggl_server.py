@@ -436,7 +436,7 @@ _PROVIDERS = (("jira", "issue", "PROJ-"), ("asana", "task", "12040"), ("salesfor
 
 def demo_tasks(count: int, seed: int = 7) -> list[dict[str, Any]]:
     """Varied tasks over the past two years, in every shape Toggl is known to send."""
-    rng = random.Random(seed)  # noqa: S311 - demo data, reproducible on purpose
+    rng = random.Random(seed)  # demo data, reproducible on purpose
     now = datetime.now(UTC)
     tasks = []
     for task_id in range(1, count + 1):

@@ -1,0 +1,90 @@
+"""Inputs the tap cannot use stop it at once: a clear message, exit 1, no output, no request."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import config_for, run_tap
+from tests.toggl_server import TogglServer
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ({"bookmarks": "yesterday"}, "has no `bookmarks` object"),
+        ({"bookmarks": {"issues": {"replication_key_value": "2024-01-01"}}}, "(issues)"),
+        ({"bookmarks": {"tasks": ["at"]}}, "`tasks` bookmark is not an object"),
+        (
+            {"bookmarks": {"tasks": {"replication_key": "id", "replication_key_value": 7}}},
+            "bookmark is on 'id', not on `at`",
+        ),
+        (
+            {"bookmarks": {"tasks": {"replication_key": "at", "replication_key_value": "soon"}}},
+            "bookmark 'soon' is not a timestamp",
+        ),
+    ],
+    ids=["no-bookmarks", "another-taps-state", "not-an-object", "other-key", "not-a-timestamp"],
+)
+def test_a_state_this_tap_cannot_use_is_refused(
+    server: TogglServer, tmp_path: Path, state: dict[str, Any], expected: str
+) -> None:
+    run = run_tap(config_for(server), tmp_path, state=state)
+
+    assert run.returncode == 1
+    assert expected in run.error
+    assert "Pass the value of the last STATE message" in run.error
+    assert run.stdout == ""
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("flag", ["--state", "--catalog"])
+def test_a_file_that_is_not_json_is_refused(server: TogglServer, tmp_path: Path, flag: str) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"bookmarks": {"tasks": ')
+
+    run = run_tap(config_for(server), tmp_path, args=(flag, str(broken)))
+
+    assert run.returncode == 1
+    assert "file is not JSON" in run.error
+    assert run.stdout == ""
+    assert server.requests == []
+
+
+def test_an_empty_state_means_a_full_sync(server: TogglServer, tmp_path: Path) -> None:
+    run = run_tap(config_for(server), tmp_path, state={})
+
+    assert run.returncode == 0, run.stderr
+    assert len(run.records) == 25
+
+
+def test_a_catalog_that_selects_nothing_is_refused(server: TogglServer, tmp_path: Path) -> None:
+    discovered = run_tap(config_for(server), tmp_path, args=("--discover",))
+    catalog = json.loads(discovered.stdout)
+    for entry in catalog["streams"]:
+        for metadata in entry["metadata"]:
+            if metadata["breadcrumb"] == []:
+                metadata["metadata"]["selected"] = False
+    catalog_file = tmp_path / "catalog.json"
+    catalog_file.write_text(json.dumps(catalog))
+
+    run = run_tap(config_for(server), tmp_path, args=("--catalog", str(catalog_file)))
+
+    assert run.returncode == 1
+    assert "The catalog selects no stream" in run.error
+    assert run.stdout == ""
+    assert server.requests == []
+
+
+def test_a_catalog_selecting_tasks_syncs_them(server: TogglServer, tmp_path: Path) -> None:
+    discovered = run_tap(config_for(server), tmp_path, args=("--discover",))
+    catalog_file = tmp_path / "catalog.json"
+    catalog_file.write_text(discovered.stdout)
+
+    run = run_tap(config_for(server), tmp_path, args=("--catalog", str(catalog_file)))
+
+    assert run.returncode == 0, run.stderr
+    assert len(run.records) == 25
