@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -18,7 +19,13 @@ from tests.toggl_server import TogglServer, make_task
 API_TOKEN = "tok-3f9c-never-print-me"
 EMAIL = "ada@example.com"
 PASSWORD = "pw-never-print-me"
-SECRETS = (API_TOKEN, PASSWORD)
+# The secrets, and the Authorization header values that would carry them.
+SECRETS = (
+    API_TOKEN,
+    PASSWORD,
+    base64.b64encode(f"{API_TOKEN}:api_token".encode()).decode(),
+    base64.b64encode(f"{EMAIL}:{PASSWORD}".encode()).decode(),
+)
 
 
 @dataclass
