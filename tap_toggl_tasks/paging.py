@@ -71,11 +71,11 @@ class TasksPaginator(BaseAPIPaginator[int]):
         self.page_size = page_size
         self.gap_possible = False
         self.step_backs = 0
-        self._previous: list[Any] = []  # ids of the last page known to join what came before
-        self._stranded: list[Any] | None = (
-            None  # ids of a page that did not join, while stepping back
-        )
-        self._resume_at: int | None = None  # where to go after stepping back
+        # ids of the last page known to join what came before it
+        self._previous: list[Any] = []
+        # while stepping back: ids of the page that did not join, and where to go on after it
+        self._stranded: list[Any] | None = None
+        self._resume_at: int | None = None
         self._next: int | None = None
 
     def fresh_tasks(self, response: requests.Response) -> list[Task]:
