@@ -17,6 +17,7 @@ from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.singerlib import Message, RecordMessage
 from typing_extensions import override
 
 from tap_toggl_tasks.errors import TogglError, TogglInputError
@@ -104,12 +105,26 @@ SETTINGS = th.PropertiesList(
 _LOOPBACK_NAMES = {"localhost"}
 
 
+class TasksMessageWriter(MsgSpecWriter):
+    """The SDK's msgspec writer, flushing stdout after every message but a RECORD.
+
+    A flush per record is a system call per record. Flushing with every other message (STATE
+    above all) still hands a target each record before the state that covers it.
+    """
+
+    @override
+    def write_message(self, message: Message) -> None:
+        sys.stdout.buffer.write(self.format_message(message))
+        if not isinstance(message, RecordMessage):
+            sys.stdout.flush()
+
+
 class TapTogglTasks(Tap):
     """Singer tap for the tasks of Toggl Track's /me/tasks."""
 
     name = "tap-toggl-tasks"
     config_jsonschema = SETTINGS
-    message_writer_class = MsgSpecWriter
+    message_writer_class = TasksMessageWriter
 
     def __init__(self, *args: Any, validate_config: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, validate_config=validate_config, **kwargs)

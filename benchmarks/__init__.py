@@ -1,0 +1,1 @@
+"""Benchmarks of tap-toggl-tasks against a plain-Python baseline; see `python -m benchmarks.run`."""
