@@ -29,6 +29,9 @@ from tap_toggl_tasks.schema import TASK_SCHEMA, TIMESTAMP_FIELDS
 
 MAX_ATTEMPTS = 5
 BACKOFF_FIRST_WAIT = 2.0  # seconds; doubles on each retry: 2, 4, 8, 16
+# State key: when a full sync (one without `since`, so blind to deletions) began that ended
+# without a bookmark. Until one exists, each full sync also asks for tasks changed since then.
+DELETIONS_UNSEEN_SINCE = "deletions_unseen_since"
 
 
 class TasksStream(RESTStream[int]):
@@ -43,6 +46,8 @@ class TasksStream(RESTStream[int]):
     is_sorted = False
     # post_process conforms records itself, to the same result at a fraction of the cost.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+    # `since` for a second pass that looks for deletions a full sync cannot see
+    _since_override: int | None = None
 
     @override
     @property
@@ -70,14 +75,33 @@ class TasksStream(RESTStream[int]):
 
     @override
     def get_records(self, context: Context | None) -> Iterable[Task]:
+        full_sync = self.since(context) is None
+        unseen = self.stream_state.get(DELETIONS_UNSEEN_SINCE)
         yield from super().get_records(context)
-        if self._paginator.gap_possible:
-            self.logger.warning(
-                "Toggl's task list changed under this sync more than it could bridge, so some "
-                "unchanged tasks may have been skipped. The bookmark stays where it was: the "
-                "next run reads these tasks again."
-            )
-            keep_bookmark(self.stream_state)
+        gap = self._paginator.gap_possible
+        if full_sync and unseen:
+            # A full sync cannot see deletions: ask for what changed since the mark as well.
+            self._since_override = math.floor(as_utc(unseen).timestamp())
+            try:
+                yield from super().get_records(context)
+            finally:
+                self._since_override = None
+            gap = gap or self._paginator.gap_possible
+        if not gap:
+            if self.stream_state.get("progress_markers", {}).get("replication_key_value"):
+                self.stream_state.pop(DELETIONS_UNSEEN_SINCE, None)  # the bookmark covers it
+            return
+        self.logger.warning(
+            "Toggl's task list changed under this sync more than it could bridge, so some "
+            "unchanged tasks may have been skipped. The bookmark stays where it was: the "
+            "next run reads these tasks again."
+        )
+        keep_bookmark(self.stream_state)
+        if full_sync and not unseen:
+            # The next run is a full sync again, blind to deletions: it must also ask for
+            # what changed since this one began.
+            began = self.get_replication_key_signpost(context)
+            self.stream_state[DELETIONS_UNSEEN_SINCE] = as_utc(began).isoformat()
 
     @override
     def get_url_params(
@@ -98,6 +122,8 @@ class TasksStream(RESTStream[int]):
 
         Rounding down re-fetches tasks modified in the bookmark's own second: at-least-once.
         """
+        if self._since_override is not None:
+            return self._since_override
         start = self.get_starting_timestamp(context)
         return None if start is None else math.floor(start.timestamp())
 
@@ -177,18 +203,26 @@ def keep_bookmark(stream_state: dict[str, Any]) -> None:
     markers.pop("replication_key_value", None)
 
 
+def as_utc(value: Any) -> datetime.datetime:
+    """A timestamp (ISO 8601 string or datetime) as an aware UTC datetime; naive means UTC."""
+    moment = (
+        value if isinstance(value, datetime.datetime) else datetime.datetime.fromisoformat(value)
+    )
+    return (moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)).astimezone(
+        datetime.UTC
+    )
+
+
 def utc_timestamp(value: str, *, field: str, task_id: Any) -> str:
     """One UTC form for every timestamp, so that bookmarks compare correctly as strings.
 
     Toggl sends `2024-12-16T01:38:02.034497Z` and `...+00:00`, with or without fractions.
     """
     try:
-        moment = datetime.datetime.fromisoformat(value)
+        moment = as_utc(value)
     except (TypeError, ValueError) as exc:
         raise TogglError(
             f"Task {task_id}: its {field} {value!r} is not a timestamp, so the sync stopped "
             "before advancing the bookmark. Report this message: Toggl changed its format."
         ) from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.astimezone(datetime.UTC).isoformat(timespec="microseconds")
+    return moment.isoformat(timespec="microseconds")

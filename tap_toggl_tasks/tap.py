@@ -21,7 +21,7 @@ from singer_sdk.singerlib import Message, RecordMessage
 from typing_extensions import override
 
 from tap_toggl_tasks.errors import TogglError, TogglInputError
-from tap_toggl_tasks.streams import TasksStream
+from tap_toggl_tasks.streams import DELETIONS_UNSEEN_SINCE, TasksStream
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -224,6 +224,9 @@ def state_problem(state: Mapping[str, Any]) -> str | None:  # noqa: PLR0911
     value = tasks.get("replication_key_value")
     if value is not None and not _is_timestamp(value):
         return f"The state's tasks bookmark {value!r} is not a timestamp."
+    mark = tasks.get(DELETIONS_UNSEEN_SINCE)
+    if mark is not None and not _is_timestamp(mark):
+        return f"The state's tasks {DELETIONS_UNSEEN_SINCE} {mark!r} is not a timestamp."
     return None
 
 

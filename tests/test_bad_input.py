@@ -26,8 +26,19 @@ from tests.toggl_server import TogglServer
             {"bookmarks": {"tasks": {"replication_key": "at", "replication_key_value": "soon"}}},
             "bookmark 'soon' is not a timestamp",
         ),
+        (
+            {"bookmarks": {"tasks": {"deletions_unseen_since": "later"}}},
+            "deletions_unseen_since 'later' is not a timestamp",
+        ),
     ],
-    ids=["no-bookmarks", "another-taps-state", "not-an-object", "other-key", "not-a-timestamp"],
+    ids=[
+        "no-bookmarks",
+        "another-taps-state",
+        "not-an-object",
+        "other-key",
+        "not-a-timestamp",
+        "mark-not-a-timestamp",
+    ],
 )
 def test_a_state_this_tap_cannot_use_is_refused(
     server: TogglServer, tmp_path: Path, state: dict[str, Any], expected: str

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import math
+from datetime import datetime
 from pathlib import Path
 
+from tap_toggl_tasks.streams import DELETIONS_UNSEEN_SINCE
 from tests.conftest import TapRun, config_for, run_tap
 from tests.toggl_server import Fault, TogglServer, make_task
 
@@ -80,15 +83,26 @@ def test_a_shift_too_large_to_bridge_keeps_the_bookmark_for_the_next_run(tmp_pat
         toggl.script(None, None, delete(2, 3, 4, 6, 7, 8))
         config = config_for(toggl, api_token=toggl.api_token, page_size=5)
         first = run_tap(config, tmp_path)
+        first_requests = len(toggl.requests)
         second = run_tap(config, tmp_path, state=first.final_state)
+        second_params = [r.params for r in toggl.requests[first_requests:]]
 
     assert first.returncode == 0, first.stderr
     assert "bookmark stays where it was" in first.stderr
     assert 10 not in ids_of(first)  # shifted out of reach: it would be lost...
     assert first.bookmark is None  # ...but the bookmark did not move past it
+    # The next run reads everything again, and, since a full sync cannot see deletions, also
+    # what changed since the first run began: tasks 2-4 were emitted before they were deleted.
+    unseen = first.final_state["bookmarks"]["tasks"][DELETIONS_UNSEEN_SINCE]
+    since = str(math.floor(datetime.fromisoformat(unseen).timestamp()))
+    assert [p.get("since") for p in second_params] == [None] * 5 + [since, since]
     assert second.returncode == 0, second.stderr
     assert 10 in ids_of(second)
     assert set(ids_of(first)) | set(ids_of(second)) == set(range(1, 26))
+    deleted = {r["id"] for r in second.records if r["server_deleted_at"] is not None}
+    assert deleted == {2, 3, 4, 6, 7, 8}
+    assert second.bookmark is not None
+    assert DELETIONS_UNSEEN_SINCE not in second.final_state["bookmarks"]["tasks"]
 
 
 def test_step_backs_are_bounded_per_sync(tmp_path: Path) -> None:
