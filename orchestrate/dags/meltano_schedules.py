@@ -1,0 +1,67 @@
+"""One Airflow DAG per job schedule in meltano.yml; each runs `meltano run <job>`.
+
+Airflow finds this folder through AIRFLOW__CORE__DAGS_FOLDER, which the `airflow` utility in
+meltano.yml sets. The workers need `meltano` on their PATH (or MELTANO_EXECUTABLE set) and the
+settings the job needs (e.g. TAP_TOGGL_TASKS_API_TOKEN), which the task inherits from Airflow's
+environment; MELTANO_ENVIRONMENT picks a Meltano environment other than the default.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from airflow.providers.standard.operators.bash import BashOperator
+from airflow.sdk import DAG
+
+PROJECT_ROOT = Path(os.environ.get("MELTANO_PROJECT_ROOT") or Path(__file__).resolve().parents[2])
+MELTANO = os.environ.get("MELTANO_EXECUTABLE", "meltano")
+
+
+def job_schedules(project_root: Path) -> list[dict[str, Any]]:
+    """The schedules of meltano.yml that run a job.
+
+    Read straight from the file rather than with `meltano schedule list`: Airflow re-parses DAG
+    files every few seconds, and starting Meltano each time would cost over a second a parse.
+    """
+    project = yaml.safe_load((project_root / "meltano.yml").read_text(encoding="utf-8"))
+    return [schedule for schedule in project.get("schedules") or [] if schedule.get("job")]
+
+
+# Meltano's interval presets that Airflow spells differently; cron and the rest are the same.
+_AIRFLOW_PRESETS: dict[str | None, str | None] = {
+    None: None,
+    "@manual": None,
+    "@none": None,
+    "@midnight": "@daily",
+    "@annually": "@yearly",
+}
+
+
+def airflow_schedule(interval: str | None) -> str | None:
+    """Meltano's interval in Airflow's terms; None means only when triggered."""
+    return _AIRFLOW_PRESETS.get(interval, interval)
+
+
+for schedule in job_schedules(PROJECT_ROOT):
+    with DAG(
+        dag_id=f"meltano_{schedule['name']}",
+        description=f"meltano run {schedule['job']}",
+        schedule=airflow_schedule(schedule.get("interval")),
+        start_date=datetime(2024, 1, 1, tzinfo=UTC),
+        # The bookmark makes each run catch up on everything since the last: no backfill needed.
+        catchup=False,
+        # Two runs at once would both start from the same bookmark and fetch the same tasks.
+        max_active_runs=1,
+        default_args={"retries": 1, "retry_delay": timedelta(minutes=15)},
+        tags=["meltano"],
+    ):
+        BashOperator(
+            task_id=schedule["job"].replace("-", "_"),
+            bash_command=f"{shlex.quote(MELTANO)} run {shlex.quote(schedule['job'])}",
+            cwd=str(PROJECT_ROOT),
+        )

@@ -1,0 +1,223 @@
+"""This repository's Meltano project, run for real by the pipeline tests, and what they compare.
+
+Meltano and the plugins are installed by `scripts/setup-meltano`, the same script `scripts/demo`
+uses, so the tests exercise what users run. Each test gets its own state database and warehouse
+through environment variables; the installed plugins under `.meltano/` are shared and cached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tap_toggl_tasks.schema import TASK_SCHEMA, TIMESTAMP_FIELDS
+from tests.toggl_server import TogglServer, make_task, parse_at
+
+ROOT = Path(__file__).resolve().parent.parent
+MELTANO_BIN = ROOT / ".meltano-venv" / "bin"
+API_TOKEN = "tok-pipeline-never-print-me"
+TASK_FIELDS = tuple(TASK_SCHEMA["properties"])
+# Variables of a developer's shell that would point the runs at other settings or databases.
+_FOREIGN_PREFIXES = ("TAP_TOGGL_TASKS_", "TARGET_", "MELTANO_", "AIRFLOW")
+
+_installed: set[str] = set()
+
+
+def install_plugins(*plugins: str) -> None:
+    """Install Meltano and these plugins with the project's own script (quick once cached)."""
+    missing = [plugin for plugin in plugins if plugin not in _installed]
+    if not missing:
+        return
+    done = subprocess.run(
+        [
+            "bash",
+            "-c",
+            'set -euo pipefail; source scripts/setup-meltano; meltano_install "$@"',
+            "meltano_install",
+            *missing,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"installing {missing} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    _installed.update(missing)
+
+
+@dataclass
+class Meltano:
+    """`meltano` in this project, with an environment of its own (state db, warehouse, Toggl)."""
+
+    env: dict[str, str]
+    cwd: Path = ROOT
+    secrets: tuple[str, ...] = (API_TOKEN,)
+
+    def __call__(self, *args: str, timeout: float = 600) -> str:
+        """Run one Meltano command; fail the test with the end of its log when it fails."""
+        done = subprocess.run(
+            [str(MELTANO_BIN / "meltano"), *args],
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        output = done.stdout + done.stderr
+        for secret in self.secrets:
+            assert secret not in output, "an API token reached Meltano's output"
+        if done.returncode != 0:
+            pytest.fail(f"meltano {' '.join(args)} exited {done.returncode}:\n{output[-6000:]}")
+        return done.stdout
+
+    def state(self, state_id: str) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self("state", "get", state_id))
+        return value
+
+    def bookmark(self, state_id: str) -> datetime:
+        stream = self.state(state_id)["singer_state"]["bookmarks"]["tasks"]
+        return parse_at(stream["replication_key_value"])
+
+
+def meltano_env(toggl: TogglServer, state_dir: Path, **extra: str) -> dict[str, str]:
+    """A user's shell environment, with this Toggl server and state and warehouse in state_dir."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_PREFIXES)}
+    return {
+        **base,
+        "PATH": f"{MELTANO_BIN}{os.pathsep}{base.get('PATH', '')}",
+        "UV_CACHE_DIR": base.get("UV_CACHE_DIR", str(ROOT / ".cache" / "uv")),
+        "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "MELTANO_DATABASE_URI": f"sqlite:///{state_dir / 'meltano.db'}",
+        "TARGET_DUCKDB_FILEPATH": str(state_dir / "warehouse.duckdb"),
+        "TAP_TOGGL_TASKS_API_URL": toggl.url,
+        "TAP_TOGGL_TASKS_API_TOKEN": API_TOKEN,
+        **extra,
+    }
+
+
+def awkward_tasks() -> list[dict[str, Any]]:
+    """Tasks that loaders get wrong: quotes, unicode, line breaks, nulls, offsets, huge numbers."""
+    nullable = [name for name in TASK_FIELDS if name not in ("id", "at")]
+    return [
+        make_task(9001, name="She said \"ship it\", then 'wait' \\ back,slash;semi|pipe"),
+        make_task(9002, name="Ünïcödé · 日本語 · 🚀 · עברית · \u00a0nbsp", permissions=[]),
+        make_task(9003, name="line one\nline two\r\nline three"),
+        make_task(9004, **dict.fromkeys(nullable)),
+        make_task(
+            9005,
+            at="2024-12-16T02:38:02.034497+01:00",
+            rate_last_updated="2024-12-16T01:38:02Z",
+            permissions=["edit", "view"],
+        ),
+        # 2**53 + 1: survives only if no stage turns integers into floats.
+        make_task(9006, tracked_seconds=9_007_199_254_740_993, estimated_seconds=0, rate=0.1),
+    ]
+
+
+def expected_row(task: Mapping[str, Any]) -> dict[str, Any]:
+    """The row a server task should become: timestamps as instants, permissions as a list."""
+    row: dict[str, Any] = {name: task.get(name) for name in TASK_FIELDS}
+    for name in TIMESTAMP_FIELDS:
+        if row[name] is not None:
+            row[name] = parse_at(row[name])
+    if isinstance(row["permissions"], str):
+        row["permissions"] = [row["permissions"]]
+    return row
+
+
+def _comparable(value: Any) -> Any:
+    # Warehouses hand back timestamps without a zone (stored as UTC) and numerics as Decimal.
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def assert_warehouse_matches(
+    rows: list[dict[str, Any]], tasks: Mapping[int, dict[str, Any]]
+) -> None:
+    """Every server task is in the warehouse exactly once, with every field equal."""
+    ids = [row["id"] for row in rows]
+    assert len(ids) == len(set(ids)), "a task landed more than once"
+    assert sorted(ids) == sorted(tasks), "the warehouse and the server hold different tasks"
+    assert set(TASK_FIELDS) <= set(rows[0]), "the warehouse lacks columns"
+    for row in rows:
+        landed = {name: _comparable(row[name]) for name in TASK_FIELDS}
+        if isinstance(landed["permissions"], str):
+            landed["permissions"] = json.loads(landed["permissions"])  # DuckDB's JSON type
+        assert landed == expected_row(tasks[row["id"]]), f"task {row['id']} differs"
+
+
+def duckdb_rows(path: Path) -> list[dict[str, Any]]:
+    import duckdb  # noqa: PLC0415 - only the pipeline tests need it
+
+    with duckdb.connect(str(path), read_only=True) as db:
+        cursor = db.execute("select * from toggl.tasks")
+        names = [column[0] for column in cursor.description or ()]
+        return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+
+def postgres_rows(url: str) -> list[dict[str, Any]]:
+    import psycopg  # noqa: PLC0415 - only the pipeline tests need it
+    from psycopg.rows import dict_row  # noqa: PLC0415
+
+    with psycopg.connect(url, row_factory=dict_row) as db:
+        return db.execute("select * from toggl.tasks").fetchall()
+
+
+@contextmanager
+def private_postgres() -> Iterator[str]:
+    """A PostgreSQL server of our own (scripts/private-postgres), stopped whatever happens."""
+    started = subprocess.run(
+        [str(ROOT / "scripts" / "private-postgres"), "start"],
+        capture_output=True,
+        text=True,
+        timeout=900,  # may first install Debian's postgresql package
+        check=False,
+    )
+    if started.returncode != 0:
+        pytest.fail(f"PostgreSQL did not start:\n{started.stderr[-3000:]}")
+    folder, url = started.stdout.split()
+    try:
+        yield url
+    finally:
+        subprocess.run(
+            [str(ROOT / "scripts" / "private-postgres"), "stop", folder], timeout=120, check=True
+        )
+
+
+def create_database(server_url: str, name: str) -> str:
+    """A new empty database on the server; returns its URL."""
+    import psycopg  # noqa: PLC0415
+
+    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as db:
+        db.execute(f'create database "{name}"')  # a name of our own, not user input
+    return f"{server_url}/{name}"
+
+
+def requests_since(toggl: TogglServer, first: int) -> list[dict[str, str]]:
+    """The params of the /me/tasks requests from number `first` (0-based) on."""
+    return [request.params for request in toggl.requests[first:]]
+
+
+def change_the_account(toggl: TogglServer) -> None:
+    """What happens in Toggl between two runs: a rename, a task done, a new task, a deletion."""
+    toggl.modify(5, name='Renamed: "v2" ✓')
+    toggl.mark_done(next(i for i, task in sorted(toggl.tasks.items()) if task["active"]))
+    toggl.add(name="Brand new 新しい task", permissions=["owner"])
+    toggl.delete(9)

@@ -1,0 +1,116 @@
+"""The README's Meltano recipes, as written there: several accounts, and the seconds stream map."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.meltano_project import (
+    ROOT,
+    Meltano,
+    duckdb_rows,
+    install_plugins,
+    meltano_env,
+)
+from tests.toggl_server import TogglServer, make_task, parse_at
+
+pytestmark = pytest.mark.slow
+ACME_TOKEN = "tok-acme-never-print-me"
+GLOBEX_TOKEN = "tok-globex-never-print-me"
+
+
+def readme_yaml(section: str) -> dict[str, Any]:
+    """The first yaml block under the README heading that starts with `section`."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    body = text.split(f"\n## {section}", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```yaml\n(.*?)```", body, re.DOTALL)
+    assert block, f"the README's section {section!r} has no yaml block"
+    parsed: dict[str, Any] = yaml.safe_load(block.group(1))
+    return parsed
+
+
+def project_with(tmp_path: Path, *snippets: dict[str, Any]) -> Path:
+    """A copy of this Meltano project with README snippets merged in, as a user would paste them."""
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
+    extractors = project["plugins"]["extractors"]
+    for snippet in snippets:
+        for plugin in snippet["plugins"]["extractors"]:
+            known = next((p for p in extractors if p["name"] == plugin["name"]), None)
+            if known is None:
+                extractors.append(plugin)
+            else:
+                known.setdefault("config", {}).update(plugin["config"])
+    for plugin in extractors:
+        if plugin.get("pip_url") == "-e .":
+            plugin["pip_url"] = f"-e {ROOT}"  # the copy has no tap source of its own
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "meltano.yml").write_text(yaml.safe_dump(project, sort_keys=False))
+    return folder
+
+
+def test_two_accounts_keep_their_own_state_and_tracked_seconds_become_seconds(
+    tmp_path: Path,
+) -> None:
+    install_plugins("tap-toggl-tasks", "target-duckdb")  # Meltano itself, and a warm cache
+    folder = project_with(
+        tmp_path,
+        readme_yaml("Several Toggl accounts"),
+        readme_yaml("`tracked_seconds` in seconds"),
+    )
+    acme_tasks = [make_task(i, tracked_seconds=1_234_567 * i) for i in range(1, 31)]
+    globex_tasks = [make_task(i, tracked_seconds=None if i % 2 else 999) for i in range(31, 71)]
+    with (
+        TogglServer(acme_tasks, api_token=ACME_TOKEN) as acme,
+        TogglServer(globex_tasks, api_token=GLOBEX_TOKEN) as globex,
+    ):
+        env = meltano_env(
+            acme,
+            tmp_path,
+            MELTANO_PROJECT_ROOT=str(folder),
+            TAP_TOGGL_TASKS__ACME_API_URL=acme.url,
+            TAP_TOGGL_TASKS__ACME_API_TOKEN=ACME_TOKEN,
+            TAP_TOGGL_TASKS__GLOBEX_API_URL=globex.url,
+            TAP_TOGGL_TASKS__GLOBEX_API_TOKEN=GLOBEX_TOKEN,
+        )
+        # Only the accounts' own settings: the parent's would be a fallback for both.
+        del env["TAP_TOGGL_TASKS_API_TOKEN"], env["TAP_TOGGL_TASKS_API_URL"]
+        meltano = Meltano(env, cwd=folder, secrets=(ACME_TOKEN, GLOBEX_TOKEN))
+        meltano("install", "tap-toggl-tasks--acme", "tap-toggl-tasks--globex", "target-duckdb")
+        run = (
+            "run",
+            *("tap-toggl-tasks--acme", "target-duckdb"),
+            *("tap-toggl-tasks--globex", "target-duckdb"),
+        )
+
+        meltano(*run)
+
+        rows = {row["id"]: row for row in duckdb_rows(tmp_path / "warehouse.duckdb")}
+        servers = {**acme.tasks, **globex.tasks}
+        assert sorted(rows) == sorted(servers)
+        for task_id, task in servers.items():
+            ms = task["tracked_seconds"]
+            assert rows[task_id]["tracked_seconds"] == (None if ms is None else ms // 1000)
+        assert sorted(meltano("state", "list").split()) == [
+            "dev:tap-toggl-tasks--acme-to-target-duckdb",
+            "dev:tap-toggl-tasks--globex-to-target-duckdb",
+        ]
+
+        acme.modify(3, name="acme changed")
+        acme_before, globex_before = len(acme.requests), len(globex.requests)
+        meltano(*run)
+
+        # Each account resumed from its own bookmark: its newest task, whole seconds.
+        for server in (acme, globex):
+            before = acme_before if server is acme else globex_before
+            newest = max(parse_at(task["at"]) for task in server.tasks.values() if task["id"] != 3)
+            assert [r.params.get("since") for r in server.requests[before:]] == [
+                str(math.floor(newest.timestamp()))
+            ]
+        landed = {row["id"]: row for row in duckdb_rows(tmp_path / "warehouse.duckdb")}
+        assert landed[3]["name"] == "acme changed"

@@ -1,0 +1,95 @@
+"""Airflow 3 runs the Meltano schedules: the DAG folder imports cleanly and really loads rows."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.meltano_project import (
+    API_TOKEN,
+    ROOT,
+    Meltano,
+    assert_warehouse_matches,
+    awkward_tasks,
+    duckdb_rows,
+    install_plugins,
+    meltano_env,
+)
+from tests.toggl_server import TogglServer, demo_tasks
+
+pytestmark = pytest.mark.slow
+AIRFLOW_PYTHON = ROOT / ".meltano" / "utilities" / "airflow" / "venv" / "bin" / "python"
+DAGS_FOLDER = ROOT / "orchestrate" / "dags"
+# Runs inside Airflow's own virtualenv: what Airflow's DAG processor makes of the folder.
+LOAD_DAG_FOLDER = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+print(json.dumps({
+    "import_errors": {str(path): str(error) for path, error in bag.import_errors.items()},
+    "dags": {
+        dag_id: {
+            "schedule": dag.schedule,
+            "catchup": dag.catchup,
+            "max_active_runs": dag.max_active_runs,
+            "commands": [task.bash_command for task in dag.tasks],
+            "cwd": [task.cwd for task in dag.tasks],
+        }
+        for dag_id, dag in bag.dags.items()
+    },
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def airflow_installed() -> None:
+    install_plugins("tap-toggl-tasks", "target-duckdb", "airflow")
+
+
+@pytest.mark.usefixtures("airflow_installed")
+def test_dag_folder_imports_and_has_a_dag_per_meltano_schedule(tmp_path: Path) -> None:
+    with TogglServer(api_token=API_TOKEN) as toggl:
+        meltano = Meltano(meltano_env(toggl, tmp_path))
+        schedules = json.loads(meltano("schedule", "list", "--format=json"))["schedules"]["job"]
+    done = subprocess.run(
+        [str(AIRFLOW_PYTHON), "-c", LOAD_DAG_FOLDER, str(DAGS_FOLDER)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**meltano.env, "AIRFLOW_HOME": str(tmp_path / "airflow")},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+
+    assert loaded["import_errors"] == {}
+    assert schedules, "meltano.yml has no job schedule for Airflow to run"
+    assert loaded["dags"] == {
+        f"meltano_{schedule['name']}": {
+            "schedule": schedule["cron_interval"],
+            "catchup": False,
+            "max_active_runs": 1,
+            "commands": [f"meltano run {schedule['job']['name']}"],
+            "cwd": [str(ROOT)],
+        }
+        for schedule in schedules
+    }
+
+
+@pytest.mark.usefixtures("airflow_installed")
+def test_airflow_dags_test_runs_the_scheduled_job_into_duckdb(tmp_path: Path) -> None:
+    with TogglServer(demo_tasks(400) + awkward_tasks(), api_token=API_TOKEN) as toggl:
+        meltano = Meltano(meltano_env(toggl, tmp_path, AIRFLOW_HOME=str(tmp_path / "airflow")))
+        meltano("invoke", "airflow:migrate")
+
+        log = meltano(
+            "invoke", "airflow", "dags", "test", "meltano_daily-toggl-to-duckdb", "2026-01-01"
+        )
+
+        assert "state=success" in log
+        assert_warehouse_matches(duckdb_rows(tmp_path / "warehouse.duckdb"), toggl.tasks)
+        assert meltano.state("dev:tap-toggl-tasks-to-target-duckdb")["singer_state"]["bookmarks"]

@@ -1,0 +1,51 @@
+"""`meltano run tap-toggl-tasks target-duckdb`, for real: the README's main job."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from tests.meltano_project import (
+    API_TOKEN,
+    Meltano,
+    assert_warehouse_matches,
+    awkward_tasks,
+    change_the_account,
+    duckdb_rows,
+    install_plugins,
+    meltano_env,
+    requests_since,
+)
+from tests.toggl_server import TogglServer, demo_tasks
+
+pytestmark = pytest.mark.slow
+STATE_ID = "dev:tap-toggl-tasks-to-target-duckdb"
+
+
+def test_every_task_lands_once_and_a_second_run_brings_only_the_changes(tmp_path: Path) -> None:
+    install_plugins("tap-toggl-tasks", "target-duckdb")
+    tasks = demo_tasks(1500) + awkward_tasks()
+    with TogglServer(tasks, api_token=API_TOKEN) as toggl:
+        meltano = Meltano(meltano_env(toggl, tmp_path))
+        warehouse = tmp_path / "warehouse.duckdb"
+
+        meltano("run", "tap-toggl-tasks", "target-duckdb")
+
+        assert_warehouse_matches(duckdb_rows(warehouse), toggl.tasks)
+        first_run = requests_since(toggl, 0)
+        assert len(first_run) == 2, "1506 tasks are two pages of 1000"
+        assert not any("since" in params for params in first_run)
+        bookmark = meltano.bookmark(STATE_ID)
+
+        change_the_account(toggl)
+        before_second_run = len(toggl.requests)
+        meltano("run", "tap-toggl-tasks", "target-duckdb")
+
+        second_run = requests_since(toggl, before_second_run)
+        assert [params.get("since") for params in second_run] == [
+            str(math.floor(bookmark.timestamp()))
+        ]
+        assert_warehouse_matches(duckdb_rows(warehouse), toggl.tasks)
+        assert meltano.bookmark(STATE_ID) > bookmark

@@ -1,0 +1,102 @@
+"""Into PostgreSQL with target-postgres, and Meltano's state kept in PostgreSQL too.
+
+The tests start a PostgreSQL server of their own (scripts/private-postgres) and always stop it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.meltano_project import (
+    API_TOKEN,
+    Meltano,
+    assert_warehouse_matches,
+    awkward_tasks,
+    change_the_account,
+    create_database,
+    install_plugins,
+    meltano_env,
+    postgres_rows,
+    private_postgres,
+    requests_since,
+)
+from tests.toggl_server import TogglServer, demo_tasks
+
+pytestmark = pytest.mark.slow
+STATE_ID = "dev:tap-toggl-tasks-to-target-postgres"
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[str]:
+    """postgresql://postgres@127.0.0.1:<port> of a private server, up for this module only."""
+    with private_postgres() as url:
+        yield url
+
+
+def sqlalchemy(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def test_every_task_lands_once_in_postgres_and_changes_update_it(
+    postgres: str, tmp_path: Path
+) -> None:
+    install_plugins("tap-toggl-tasks", "target-postgres")
+    warehouse = create_database(postgres, "warehouse_updates")
+    with TogglServer(demo_tasks(300) + awkward_tasks(), api_token=API_TOKEN) as toggl:
+        meltano = Meltano(
+            meltano_env(toggl, tmp_path, TARGET_POSTGRES_SQLALCHEMY_URL=sqlalchemy(warehouse))
+        )
+
+        meltano("run", "tap-toggl-tasks", "target-postgres")
+
+        assert_warehouse_matches(postgres_rows(warehouse), toggl.tasks)
+        bookmark = meltano.bookmark(STATE_ID)
+        change_the_account(toggl)
+        before_second_run = len(toggl.requests)
+
+        meltano("run", "tap-toggl-tasks", "target-postgres")
+
+        second_run = requests_since(toggl, before_second_run)
+        assert [params.get("since") for params in second_run] == [
+            str(math.floor(bookmark.timestamp()))
+        ]
+        assert_warehouse_matches(postgres_rows(warehouse), toggl.tasks)
+
+
+def test_state_in_postgres_carries_over_to_another_machine(postgres: str, tmp_path: Path) -> None:
+    """Two machines (or Airflow workers) that share MELTANO_DATABASE_URI share the bookmark."""
+    install_plugins("tap-toggl-tasks", "target-postgres")
+    warehouse = create_database(postgres, "warehouse_shared_state")
+    system_db = sqlalchemy(create_database(postgres, "meltano_system"))
+    with TogglServer(demo_tasks(200), api_token=API_TOKEN) as toggl:
+        shared = {
+            "MELTANO_DATABASE_URI": system_db,
+            "TARGET_POSTGRES_SQLALCHEMY_URL": sqlalchemy(warehouse),
+        }
+        machine_a = Meltano(meltano_env(toggl, tmp_path / "a", **shared))
+        # Machine B has nothing of A's: its own .meltano folder, plugins installed afresh.
+        machine_b_dir = tmp_path / "b" / ".meltano"
+        machine_b = Meltano(
+            meltano_env(toggl, tmp_path / "b", MELTANO_SYS_DIR_ROOT=str(machine_b_dir), **shared)
+        )
+
+        machine_a("run", "tap-toggl-tasks", "target-postgres")
+        bookmark = machine_a.bookmark(STATE_ID)
+        machine_b("install", "tap-toggl-tasks", "target-postgres")
+        assert machine_b.bookmark(STATE_ID) == bookmark
+        change_the_account(toggl)
+        before_b = len(toggl.requests)
+
+        machine_b("run", "tap-toggl-tasks", "target-postgres")
+
+        assert [params.get("since") for params in requests_since(toggl, before_b)] == [
+            str(math.floor(bookmark.timestamp()))
+        ], "machine B did not resume from machine A's bookmark"
+        assert_warehouse_matches(postgres_rows(warehouse), toggl.tasks)
+        assert not (machine_b_dir / "meltano.db").exists(), "B kept its state in SQLite"
+        # And back: A sees the bookmark B moved.
+        assert machine_a.bookmark(STATE_ID) == machine_b.bookmark(STATE_ID) > bookmark
