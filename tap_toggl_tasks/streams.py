@@ -29,8 +29,8 @@ from tap_toggl_tasks.schema import TASK_SCHEMA, TIMESTAMP_FIELDS
 
 MAX_ATTEMPTS = 5
 BACKOFF_FIRST_WAIT = 2.0  # seconds; doubles on each retry: 2, 4, 8, 16
-# State key: when a full sync (one without `since`, so blind to deletions) began that ended
-# without a bookmark. Until one exists, each full sync also asks for tasks changed since then.
+# State key: when a full sync (one without `since`, so blind to deletions) began that has not
+# finished. While it is there, a full sync also asks for tasks changed since then.
 DELETIONS_UNSEEN_SINCE = "deletions_unseen_since"
 
 
@@ -77,10 +77,12 @@ class TasksStream(RESTStream[int]):
     def get_records(self, context: Context | None) -> Iterable[Task]:
         full_sync = self.since(context) is None
         unseen = self.stream_state.get(DELETIONS_UNSEEN_SINCE)
+        if full_sync and not unseen:
+            self.mark_deletions_unseen(context)
         yield from super().get_records(context)
         gap = self._paginator.gap_possible
         if full_sync and unseen:
-            # A full sync cannot see deletions: ask for what changed since the mark as well.
+            # An earlier full sync did not finish: ask what changed (or was deleted) since.
             self._since_override = math.floor(as_utc(unseen).timestamp())
             try:
                 yield from super().get_records(context)
@@ -88,8 +90,8 @@ class TasksStream(RESTStream[int]):
                 self._since_override = None
             gap = gap or self._paginator.gap_possible
         if not gap:
-            if self.stream_state.get("progress_markers", {}).get("replication_key_value"):
-                self.stream_state.pop(DELETIONS_UNSEEN_SINCE, None)  # the bookmark covers it
+            # Done: the bookmark, at most this sync's start, covers deletions from now on.
+            self.stream_state.pop(DELETIONS_UNSEEN_SINCE, None)
             return
         self.logger.warning(
             "Toggl's task list changed under this sync more than it could bridge, so some "
@@ -97,11 +99,18 @@ class TasksStream(RESTStream[int]):
             "next run reads these tasks again."
         )
         keep_bookmark(self.stream_state)
-        if full_sync and not unseen:
-            # The next run is a full sync again, blind to deletions: it must also ask for
-            # what changed since this one began.
-            began = self.get_replication_key_signpost(context)
-            self.stream_state[DELETIONS_UNSEEN_SINCE] = as_utc(began).isoformat()
+
+    def mark_deletions_unseen(self, context: Context | None) -> None:
+        """Put in the state, before the first record, when this full sync began.
+
+        A sync without `since` cannot see deletions. Should it fail, be killed or skip a shift
+        after loading some tasks, the next run (a full sync again) finds the mark in the state
+        and also asks what changed since then, so a task deleted meanwhile does not stay stale.
+        """
+        began = self.get_replication_key_signpost(context)
+        self.stream_state[DELETIONS_UNSEEN_SINCE] = as_utc(began).isoformat()
+        self.state_manager.is_flushed = False  # the SDK writes only states it has not written
+        self._write_state_message()
 
     @override
     def get_url_params(

@@ -2,7 +2,7 @@
 
 The tap conforms records itself (tap_toggl_tasks/conformance.py) and flushes stdout less often
 than the SDK's msgspec writer. A variant of the tap that uses the SDK's own conformance and
-writer reads the same pages; the bytes both write must be equal, but for `time_extracted`.
+writer reads the same pages; the bytes both write must be equal, but for times of the run.
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ from tap_toggl_tasks.streams import TasksStream
 from tap_toggl_tasks.tap import TapTogglTasks
 from tests.toggl_server import Fault, TogglServer, demo_tasks, make_task
 
-TIME_EXTRACTED = re.compile(rb',"time_extracted":"[^"]*"')
+# Moments of the run itself: when each record was read, and when the sync began (in the state).
+RUN_TIMES = re.compile(
+    rb'"(?:time_extracted|replication_key_signpost|deletions_unseen_since)":"[^"]*"'
+)
 
 
 class SDKConformedTasksStream(TasksStream):
@@ -55,12 +58,12 @@ class PlainTap(TapTogglTasks):
 
 
 def emitted(tap_class: type[TapTogglTasks], config: dict[str, Any]) -> bytes:
-    """Everything one in-process sync writes to stdout, `time_extracted` taken out."""
+    """Everything one in-process sync writes to stdout, the moments of the run taken out."""
     out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
     with contextlib.redirect_stdout(out):
         tap_class(config=config, parse_env_config=False).sync_all()
         out.flush()
-    return TIME_EXTRACTED.sub(b"", out.buffer.getvalue())
+    return RUN_TIMES.sub(b"", out.buffer.getvalue())
 
 
 def past_task(task_id: int, **fields: Any) -> dict[str, Any]:

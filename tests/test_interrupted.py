@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import signal
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tap_toggl_tasks.streams import DELETIONS_UNSEEN_SINCE
 from tests.conftest import API_TOKEN, config_for, run_tap
 from tests.toggl_server import Fault, TogglServer, make_task
 
@@ -87,3 +90,33 @@ def test_a_resumed_run_brings_every_change_an_interrupted_one_missed(
         r["id"]: r["name"] for r in resumed.records
     }
     assert all(names.get(task_id) == f"edited {task_id}" for task_id in EDITED)
+
+
+def test_a_first_sync_killed_midway_still_learns_of_deletions(tmp_path: Path) -> None:
+    # A sync without a bookmark cannot see deletions: a task it loaded and that is deleted
+    # before the next sync completes would stay in the warehouse, unmarked, forever.
+    with TogglServer([make_task(i) for i in range(1, TASKS + 1)], api_token=API_TOKEN) as toggl:
+        config = config_for(toggl, page_size=10)
+        toggl.script(*[Fault(delay=0.2)] * 10)
+        code, partial, _ = run_until_killed(config, {}, tmp_path, after_lines=5, sig=signal.SIGKILL)
+        loaded = {m["record"]["id"] for m in partial if m["type"] == "RECORD"}
+        toggl.delete(1)
+        resumed = run_tap(config, tmp_path, state=partial_state(partial))
+        since = [r.params.get("since") for r in toggl.requests if "since" in r.params]
+
+    assert code == -signal.SIGKILL
+    assert 1 in loaded
+    # The first STATE, written before any record, says when the unfinished full sync began...
+    began = partial_state(partial)["bookmarks"]["tasks"][DELETIONS_UNSEEN_SINCE]
+    # ...so the next run reads all tasks, then asks what changed since then: one request more.
+    assert since == [str(math.floor(datetime.fromisoformat(began).timestamp()))]
+    assert resumed.returncode == 0, resumed.stderr
+    deleted = [r for r in resumed.records if r["server_deleted_at"] is not None]
+    assert [r["id"] for r in deleted] == [1]
+    assert sorted({r["id"] for r in resumed.records}) == list(range(1, TASKS + 1))
+    assert resumed.bookmark is not None
+    assert DELETIONS_UNSEEN_SINCE not in resumed.final_state["bookmarks"]["tasks"]
+
+
+def partial_state(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(m["value"] for m in reversed(messages) if m["type"] == "STATE")
