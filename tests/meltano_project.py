@@ -8,6 +8,7 @@ through environment variables; the installed plugins under `.meltano/` are share
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -221,3 +222,15 @@ def change_the_account(toggl: TogglServer) -> None:
     toggl.mark_done(next(i for i, task in sorted(toggl.tasks.items()) if task["active"]))
     toggl.add(name="Brand new 新しい task", permissions=["owner"])
     toggl.delete(9)
+
+
+def run_after_changes(
+    meltano: Meltano, toggl: TogglServer, bookmark: datetime, target: str
+) -> None:
+    """Change the account, run the pipeline again, and check that it made one request, asking
+    Toggl only for what changed since the bookmark."""
+    change_the_account(toggl)
+    before = len(toggl.requests)
+    meltano("run", "tap-toggl-tasks", target)
+    since = [params.get("since") for params in requests_since(toggl, before)]
+    assert since == [str(math.floor(bookmark.timestamp()))], "the run did not resume incrementally"
