@@ -217,9 +217,9 @@ def as_utc(value: Any) -> datetime.datetime:
     moment = (
         value if isinstance(value, datetime.datetime) else datetime.datetime.fromisoformat(value)
     )
-    return (moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)).astimezone(
-        datetime.UTC
-    )
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.astimezone(datetime.UTC)
 
 
 def utc_timestamp(value: str, *, field: str, task_id: Any) -> str:
