@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -98,7 +99,8 @@ def test_settings_shape_the_request(server: TogglServer, tmp_path: Path) -> None
 def test_default_user_agent_names_the_tap(server: TogglServer, tmp_path: Path) -> None:
     run_tap(config_for(server), tmp_path)
 
-    assert server.requests[0].user_agent == "tap-toggl-tasks/0.1.0"
+    version = metadata.version("tap-toggl-tasks")  # pyproject.toml's, never written in tests
+    assert server.requests[0].user_agent == f"tap-toggl-tasks/{version}"
 
 
 @pytest.mark.parametrize(

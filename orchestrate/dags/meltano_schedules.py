@@ -3,7 +3,13 @@
 Airflow finds this folder through AIRFLOW__CORE__DAGS_FOLDER, which the `airflow` utility in
 meltano.yml sets. The workers need `meltano` on their PATH (or MELTANO_EXECUTABLE set) and the
 settings the job needs (e.g. TAP_TOGGL_TASKS_API_TOKEN), which the task inherits from Airflow's
-environment; MELTANO_ENVIRONMENT picks a Meltano environment other than the default.
+environment.
+
+What Meltano itself would honour, the DAGs honour too: schedules in the files that meltano.yml's
+`include_paths` name, a schedule's own `env:` (set for its task), and the Meltano environment:
+MELTANO_ENVIRONMENT in Airflow's environment, else meltano.yml's `default_environment`. Meltano
+schedules are not per environment, so an Airflow deployment serves one Meltano environment: set
+MELTANO_ENVIRONMENT=prod on the production workers, staging on the staging ones.
 """
 
 from __future__ import annotations
@@ -23,13 +29,22 @@ MELTANO = os.environ.get("MELTANO_EXECUTABLE", "meltano")
 
 
 def job_schedules(project_root: Path) -> list[dict[str, Any]]:
-    """The schedules of meltano.yml that run a job.
+    """The schedules of meltano.yml, and of the files its include_paths name, that run a job.
 
     Read straight from the file rather than with `meltano schedule list`: Airflow re-parses DAG
     files every few seconds, and starting Meltano each time would cost over a second a parse.
     """
     project = yaml.safe_load((project_root / "meltano.yml").read_text(encoding="utf-8"))
-    return [schedule for schedule in project.get("schedules") or [] if schedule.get("job")]
+    included = [
+        path
+        for pattern in project.get("include_paths") or []
+        for path in sorted(project_root.glob(pattern))
+    ]
+    files = [
+        project,
+        *(yaml.safe_load(path.read_text(encoding="utf-8")) or {} for path in included),
+    ]
+    return [s for file in files for s in file.get("schedules") or [] if s.get("job")]
 
 
 # Meltano's interval presets that Airflow spells differently; cron and the rest are the same.
@@ -64,4 +79,7 @@ for schedule in job_schedules(PROJECT_ROOT):
             task_id=schedule["job"].replace("-", "_"),
             bash_command=f"{shlex.quote(MELTANO)} run {shlex.quote(schedule['job'])}",
             cwd=str(PROJECT_ROOT),
+            # The schedule's `env:` on top of Airflow's environment, as `meltano schedule run` does.
+            env={name: str(value) for name, value in (schedule.get("env") or {}).items()} or None,
+            append_env=True,
         )

@@ -1,0 +1,214 @@
+"""The package users install: the sdist and wheel `python -m build` makes, their metadata, and
+the wheel on its own in a clean virtualenv, syncing from the local Toggl server.
+
+The version is read from the package's metadata, never written here: pyproject.toml holds it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import tomllib
+import zipfile
+from email.message import Message
+from email.parser import HeaderParser
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging.requirements import Requirement
+
+from tests.conftest import API_TOKEN, SECRETS
+from tests.toggl_server import TogglServer
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT: dict[str, Any] = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+VERSION = metadata.version("tap-toggl-tasks")
+MODULES = sorted(f"tap_toggl_tasks/{path.name}" for path in (ROOT / "tap_toggl_tasks").glob("*.py"))
+PYTHON_CLASSIFIER = re.compile(r"Programming Language :: Python :: (3\.\d+)$")
+
+
+def claimed_pythons() -> list[str]:
+    """The Python versions the classifiers claim, which scripts/test runs the suite on."""
+    found = (PYTHON_CLASSIFIER.match(c) for c in PROJECT["project"]["classifiers"])
+    return [match.group(1) for match in found if match]
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sdist and the wheel, built as a release would be (the wheel from the sdist)."""
+    out = tmp_path_factory.mktemp("dist")
+    # No isolation: setuptools comes from constraints.txt like every other tool, not the internet.
+    built = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert built.returncode == 0, f"python -m build failed:\n{built.stdout[-3000:]}{built.stderr}"
+    return out
+
+
+def only(folder: Path, pattern: str) -> Path:
+    [path] = folder.glob(pattern)
+    return path
+
+
+def wheel_metadata(dist: Path) -> Message:
+    with zipfile.ZipFile(only(dist, "*.whl")) as wheel:
+        text = wheel.read(f"tap_toggl_tasks-{VERSION}.dist-info/METADATA").decode()
+    return HeaderParser().parsestr(text)
+
+
+def test_the_sdist_holds_what_builds_the_wheel_and_no_tests(dist: Path) -> None:
+    sdist = only(dist, "*.tar.gz")
+    assert sdist.name == f"tap_toggl_tasks-{VERSION}.tar.gz"
+    with tarfile.open(sdist) as archive:
+        members = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+        license_text = archive.extractfile(f"tap_toggl_tasks-{VERSION}/LICENSE")
+        assert license_text is not None
+        assert license_text.read() == (ROOT / "LICENSE").read_bytes()
+    top_level = {name.split("/")[0] for name in members}
+    assert top_level == {
+        "PKG-INFO",
+        "setup.cfg",
+        "pyproject.toml",
+        "MANIFEST.in",
+        "README.md",
+        "LICENSE",
+        "CHANGELOG.md",
+        "tap_toggl_tasks",
+        "tap_toggl_tasks.egg-info",
+    }, "the sdist ships tests without the server they need, or lacks a file"
+    assert sorted(name for name in members if name.startswith("tap_toggl_tasks/")) == MODULES
+
+
+def test_the_wheel_holds_the_package_its_command_and_the_license(dist: Path) -> None:
+    wheel_path = only(dist, "*.whl")
+    assert wheel_path.name == f"tap_toggl_tasks-{VERSION}-py3-none-any.whl"
+    info = f"tap_toggl_tasks-{VERSION}.dist-info"
+    with zipfile.ZipFile(wheel_path) as wheel:
+        names = set(wheel.namelist())
+        assert wheel.read(f"{info}/licenses/LICENSE") == (ROOT / "LICENSE").read_bytes()
+        entry_points = wheel.read(f"{info}/entry_points.txt").decode()
+    assert sorted(name for name in names if not name.startswith(info)) == MODULES
+    assert "tap-toggl-tasks = tap_toggl_tasks.tap:TapTogglTasks.cli" in entry_points
+
+
+def test_the_wheel_metadata_names_license_urls_and_pythons(dist: Path) -> None:
+    meta = wheel_metadata(dist)
+    assert meta["Name"] == "tap-toggl-tasks"
+    assert meta["Version"] == VERSION == PROJECT["project"]["version"]
+    assert meta["License-Expression"] == "Apache-2.0"
+    assert meta.get_all("License-File") == ["LICENSE"]
+    assert meta["Requires-Python"] == PROJECT["project"]["requires-python"]
+    urls = dict(url.split(", ", 1) for url in meta.get_all("Project-URL") or [])
+    assert urls == PROJECT["project"]["urls"]
+    assert all(url.startswith("https://") for url in urls.values())
+    claimed = {c for c in meta.get_all("Classifier") or [] if PYTHON_CLASSIFIER.match(c)}
+    assert claimed == {f"Programming Language :: Python :: {v}" for v in claimed_pythons()}
+
+
+def test_twine_finds_nothing_to_fix_in_the_sdist_or_the_wheel(dist: Path) -> None:
+    files = sorted(str(path) for path in dist.iterdir())
+    checked = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *files],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.count("PASSED") == 2
+
+
+def test_the_build_needs_a_setuptools_that_reads_license_expressions() -> None:
+    # setuptools 77 is the first to accept `license = "Apache-2.0"` and `license-files`.
+    [setuptools] = [Requirement(r) for r in PROJECT["build-system"]["requires"]]
+    assert setuptools.name == "setuptools"
+    assert not setuptools.specifier.contains("76.1.0")
+    assert setuptools.specifier.contains("77.0.0")
+
+
+def test_the_classifiers_claim_the_python_running_the_tests_and_nothing_older() -> None:
+    claimed = claimed_pythons()
+    running = "{}.{}".format(*sys.version_info[:2])
+    assert running in claimed, f"Python {running} runs the tests but no classifier claims it"
+    oldest = min(claimed, key=lambda version: tuple(map(int, version.split("."))))
+    assert PROJECT["project"]["requires-python"] == f">={oldest}"
+    about = subprocess.run(
+        [sys.executable, "-m", "tap_toggl_tasks", "--about", "--format=json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(about.stdout)["supported_python_versions"] == claimed
+
+
+def test_the_changelog_has_a_heading_for_this_version() -> None:
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert re.search(rf"^## \[{re.escape(VERSION)}\]", changelog, re.MULTILINE), (
+        f"CHANGELOG.md has no '## [{VERSION}]' heading: say what this version changes"
+    )
+
+
+@pytest.mark.slow
+def test_the_wheel_alone_in_a_clean_virtualenv_syncs_every_task(
+    dist: Path, server: TogglServer, tmp_path: Path
+) -> None:
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    installed = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--constraint",
+            str(ROOT / "constraints.txt"),
+            str(only(dist, "*.whl")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    # Outside the repository, with none of the developer's TAP_TOGGL_TASKS_* variables.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_TOGGL_TASKS_")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        for secret in SECRETS:
+            assert secret not in done.stdout + done.stderr, "a secret reached the tap's output"
+        return done
+
+    where = run(
+        str(venv / "bin" / "python"), "-c", "import tap_toggl_tasks as t; print(t.__file__)"
+    )
+    assert Path(where.stdout.strip()).is_relative_to(venv), "the tap was imported from elsewhere"
+    about = run(str(venv / "bin" / "tap-toggl-tasks"), "--about", "--format=json")
+    assert json.loads(about.stdout)["version"] == VERSION
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"api_token": API_TOKEN, "api_url": server.url}))
+    synced = run(str(venv / "bin" / "tap-toggl-tasks"), "--config", str(config))
+
+    assert synced.returncode == 0, synced.stderr[-3000:]
+    messages = [json.loads(line) for line in synced.stdout.splitlines()]
+    records = [m["record"] for m in messages if m["type"] == "RECORD"]
+    assert sorted(record["id"] for record in records) == sorted(server.tasks)
+    assert len(server.requests) == 1
+    final_state = [m for m in messages if m["type"] == "STATE"][-1]["value"]
+    assert final_state["bookmarks"]["tasks"]["replication_key"] == "at"
