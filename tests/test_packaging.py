@@ -13,7 +13,9 @@ import subprocess
 import sys
 import tarfile
 import tomllib
+import warnings
 import zipfile
+from datetime import date
 from email.message import Message
 from email.parser import HeaderParser
 from importlib import metadata
@@ -22,6 +24,7 @@ from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
+from singer_sdk.helpers._compat import SingerSDKPythonEOLWarning, warn_python_eol
 
 from tests.conftest import API_TOKEN, SECRETS
 from tests.toggl_server import TogglServer
@@ -150,6 +153,20 @@ def test_the_classifiers_claim_the_python_running_the_tests_and_nothing_older() 
         check=True,
     )
     assert json.loads(about.stdout)["supported_python_versions"] == claimed
+
+
+# The SDK's end-of-life notice, as it words it (its _today/_version arguments exist for tests);
+# pyproject.toml's filterwarnings must let the first through and turn the second into an error.
+def test_the_sdk_notice_that_a_python_nears_its_end_of_life_is_shown_not_raised() -> None:
+    with warnings.catch_warnings(record=True) as caught:  # keeps pytest's filters in force
+        warn_python_eol(_today=date(2027, 9, 1), _version=(3, 11))
+    assert [warning.category for warning in caught] == [SingerSDKPythonEOLWarning]
+    assert "will reach its end of life" in str(caught[0].message)
+
+
+def test_a_python_past_its_end_of_life_still_fails_the_run() -> None:
+    with pytest.raises(SingerSDKPythonEOLWarning, match="reached its end of life"):
+        warn_python_eol(_today=date(2027, 11, 1), _version=(3, 11))
 
 
 def test_the_changelog_has_a_heading_for_this_version() -> None:
