@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import json
 import signal
@@ -21,7 +20,8 @@ from singer_sdk.singerlib import Message, RecordMessage
 from typing_extensions import override
 
 from tap_toggl_tasks.errors import TogglError, TogglInputError
-from tap_toggl_tasks.streams import DELETIONS_UNSEEN_SINCE, TasksStream
+from tap_toggl_tasks.progress import is_timestamp, progress_problem
+from tap_toggl_tasks.streams import TasksStream
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -32,6 +32,9 @@ DEFAULT_API_URL = "https://api.track.toggl.com/api/v9"
 # and the largest in a few, well inside Toggl's 30 requests per hour.
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 5000
+# A write Toggl commits (or shows) a little after stamping its `at`, or during the time it
+# answers the sync's first request, would fall just below the bookmark: a minute re-reads it.
+LOOKBACK_SECONDS = 60
 
 SETTINGS = th.PropertiesList(
     th.Property(
@@ -96,9 +99,17 @@ SETTINGS = th.PropertiesList(
     th.Property(
         "max_quota_wait_seconds",
         th.IntegerType(minimum=0, maximum=86400),
-        default=900,
-        description="Longest wait for Toggl's hourly request quota to reset before giving up. "
-        "0 never waits; 3600 always waits.",
+        default=3600,
+        description="Longest wait for Toggl's hourly request quota to reset before stopping "
+        "(the next run resumes where it stopped). 3600, the longest reset, always waits: an "
+        "unattended run finishes rather than fails; 0 never waits.",
+    ),
+    th.Property(
+        "lookback_seconds",
+        th.IntegerType(minimum=0, maximum=86400),
+        default=LOOKBACK_SECONDS,
+        description="Seconds before the bookmark that each incremental run reads again, for "
+        "writes Toggl shows later than their `at` and the time Toggl takes to answer.",
     ),
 ).to_dict()
 
@@ -174,8 +185,8 @@ class TapTogglTasks(Tap):
         except SystemExit:
             # An interrupted sync must not look like a finished one to a scheduler.
             self.logger.error(  # noqa: TRY400
-                "Stopped by %s before the sync finished. The bookmark was not advanced: the "
-                "next run picks up everything this one did not finish.",
+                "Stopped by %s before the sync finished. The state holds its progress: the "
+                "next run resumes where this one stopped.",
                 signal.Signals(signum).name,
             )
             raise SystemExit(128 + signum) from None
@@ -196,7 +207,7 @@ def settings_errors(config: Mapping[str, Any]) -> list[str]:
         errors.append("email and password go together: set both, or use api_token instead.")
     if problem := _api_url_problem(str(config.get("api_url", ""))):
         errors.append(problem)
-    if (start := config.get("start_date")) and not _is_timestamp(start):
+    if (start := config.get("start_date")) and not is_timestamp(start):
         errors.append(
             f"start_date {start!r} is not a date: use ISO 8601, e.g. 2024-01-31 or "
             "2024-01-31T00:00:00Z."
@@ -222,12 +233,9 @@ def state_problem(state: Mapping[str, Any]) -> str | None:  # noqa: PLR0911
     if tasks.get("replication_key", "at") != "at":
         return f"The state's tasks bookmark is on {tasks['replication_key']!r}, not on `at`."
     value = tasks.get("replication_key_value")
-    if value is not None and not _is_timestamp(value):
+    if value is not None and not is_timestamp(value):
         return f"The state's tasks bookmark {value!r} is not a timestamp."
-    mark = tasks.get(DELETIONS_UNSEEN_SINCE)
-    if mark is not None and not _is_timestamp(mark):
-        return f"The state's tasks {DELETIONS_UNSEEN_SINCE} {mark!r} is not a timestamp."
-    return None
+    return progress_problem(tasks)
 
 
 def _api_url_problem(url: str) -> str | None:
@@ -250,11 +258,3 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _is_timestamp(value: Any) -> bool:
-    try:
-        datetime.datetime.fromisoformat(str(value))
-    except ValueError:
-        return False
-    return True
