@@ -31,9 +31,7 @@ from tap_toggl_tasks.tap import TapTogglTasks
 from tests.toggl_server import Fault, TogglServer, demo_tasks, make_task
 
 # Moments of the run itself: when each record was read, and when the sync began (in the state).
-RUN_TIMES = re.compile(
-    rb'"(?:time_extracted|replication_key_signpost|began)":"[^"]*"'
-)
+RUN_TIMES = re.compile(rb'"(?:time_extracted|replication_key_signpost|began)":"[^"]*"')
 
 
 class SDKConformedTasksStream(TasksStream):
