@@ -173,7 +173,11 @@ def test_a_task_inserted_before_the_offset_is_not_taken_for_a_broken_server(
     # page_size 2: page 1 is [1, 2]; a task inserted before it makes page 2 (offset 1) [1, 2]
     # again. That is a shift, not a server ignoring offset: the sync goes on.
     with TogglServer([make_task(i) for i in range(2, 7)]) as toggl:
-        toggl.script(None, Fault(before=lambda server: server.add(id=1, name="inserted")))
+
+        def insert(server: TogglServer) -> None:
+            server.add(id=1, name="inserted")
+
+        toggl.script(None, Fault(before=insert))
         run = run_tap(config_for(toggl, api_token=toggl.api_token, page_size=2), tmp_path)
 
     assert run.returncode == 0, run.stderr
