@@ -38,6 +38,10 @@ BACKOFF_FIRST_WAIT = 2.0  # seconds; doubles on each retry: 2, 4, 8, 16
 # tasks deleted before it (tombstones with server_deleted_at), in the same single pass.
 START_OF_TIME = 0
 EPOCH = datetime.datetime.fromtimestamp(START_OF_TIME, datetime.UTC)
+# State key: the settings that decide which tasks Toggl returns, as the bookmark was made with.
+# A bookmark says nothing about tasks outside its filter, so a change of filter syncs everything.
+FILTERS = "filters"
+FILTER_SETTINGS = ("include_not_active", "include_hidden", "search")
 
 
 class SinceRefused(TogglFatalError):
@@ -130,6 +134,15 @@ class TasksStream(RESTStream[PageAt]):
                 self._resume["paging"]["offset"],
             )
         else:
+            if self.filters_changed():
+                self.logger.warning(
+                    "The settings %s changed since the bookmark was made (%s, now %s): the "
+                    "bookmark says nothing about tasks outside its old filter, so this run "
+                    "syncs everything.",
+                    ", ".join(FILTER_SETTINGS),
+                    self.stream_state[FILTERS],
+                    self.filters(),
+                )
             self._pass_since = self.since(context)
         try:
             yield from super().get_records(context)
@@ -158,11 +171,13 @@ class TasksStream(RESTStream[PageAt]):
             before = self.stream_state.get("replication_key_value")
             kept = EPOCH if before is None else as_utc(before)
             self.state_manager.write_replication_key_signpost(bookmark_form(kept), context=context)
-        elif self._newest_at is not None:
-            # Rows emitted by the runs this one resumed count towards the bookmark too.
-            self.state_manager.increment_state(
-                {"at": bookmark_form(self._newest_at)}, context=context, replication_key="at"
-            )
+        else:
+            self.stream_state[FILTERS] = self.filters()
+            if self._newest_at is not None:
+                # Rows emitted by the runs this one resumed count towards the bookmark too.
+                self.state_manager.increment_state(
+                    {"at": bookmark_form(self._newest_at)}, context=context, replication_key="at"
+                )
         self.stream_state.pop(UNFINISHED, None)
 
     @override
@@ -171,13 +186,27 @@ class TasksStream(RESTStream[PageAt]):
     ) -> dict[str, Any]:
         params: dict[str, Any] = {
             "include_not_active": str(self.config["include_not_active"]).lower(),
+            "include_hidden": str(self.config["include_hidden"]).lower(),
             "meta": str(self.config["meta"]).lower(),
             "per_page": self.config["page_size"],
             "offset": next_page_token.offset if next_page_token else 0,
         }
+        # `inbox` is not sent: it applies Toggl's "inbox priority logic", undocumented, to what
+        # comes back, and a warehouse wants every task as it is.
+        if search := self.config.get("search"):
+            params["search"] = search
         if self._pass_since is not None:
             params["since"] = self._pass_since
         return params
+
+    def filters(self) -> dict[str, Any]:
+        """The settings that decide which tasks Toggl returns, as they are now."""
+        return {name: self.config.get(name) for name in FILTER_SETTINGS}
+
+    def filters_changed(self) -> bool:
+        """Whether the bookmark was made with other filters (states older than 0.2 hold none)."""
+        made_with = self.stream_state.get(FILTERS)
+        return made_with is not None and made_with != self.filters()
 
     def since(self, context: Context | None) -> int:
         """`since` for a new sync, in whole UNIX seconds: the start of time without a bookmark.
@@ -185,6 +214,12 @@ class TasksStream(RESTStream[PageAt]):
         From a bookmark: rounded down (tasks modified in the bookmark's own second come again:
         at-least-once), less `lookback_seconds`, for writes Toggl shows later than their `at`.
         """
+        if self.filters_changed():
+            # Everything, as without a bookmark: from start_date, or the start of time.
+            start_date = self.config.get("start_date")
+            return (
+                START_OF_TIME if start_date is None else math.floor(as_utc(start_date).timestamp())
+            )
         start = self.get_starting_timestamp(context)
         if start is None:
             return START_OF_TIME

@@ -27,7 +27,13 @@ def test_first_run_bookmarks_the_newest_at(server: TogglServer, tmp_path: Path) 
     newest = max(run.records, key=lambda r: r["at"])["at"]
     assert run.final_state == {
         "bookmarks": {
-            "tasks": {"replication_key": "at", "replication_key_value": newest, "largest_page": 25},
+            "tasks": {
+                "replication_key": "at",
+                "replication_key_value": newest,
+                "largest_page": 25,
+                # what the bookmark covers: a change of these makes the next run sync everything
+                "filters": {"include_not_active": True, "include_hidden": True, "search": None},
+            },
         },
     }
     assert server.requests[0].params["since"] == "0"  # the start of time
