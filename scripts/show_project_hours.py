@@ -75,7 +75,7 @@ def draw_chart(rows: list[dict[str, Any]], chart: Path) -> None:
     axes.set_yticks(list(positions), names)
     axes.set_xlabel("hours (tasks deleted in Toggl left out)")
     axes.set_title("Toggl tasks: hours per project")
-    axes.legend(loc="lower right")
+    figure.legend(loc="outside lower center", ncols=2, frameon=False)
     chart.parent.mkdir(parents=True, exist_ok=True)
     # Text stays text in the SVG, so the browser draws CJK and emoji project names with its own
     # fonts; matplotlib's bundled font lacks them, which it would only warn about here.

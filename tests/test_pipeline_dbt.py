@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.meltano_project import (
     API_TOKEN,
@@ -30,11 +31,31 @@ from tests.meltano_project import (
 )
 from tests.toggl_server import TogglServer, demo_tasks, make_task, parse_at
 
-pytestmark = pytest.mark.slow
 SELECT_MART = "select * from toggl_analytics.project_hours"
 COUNTS = ("open_tasks", "done_tasks", "tasks")
 HOURS = ("hours_tracked", "hours_estimated")
 BAR_CHARACTERS = "█▏▎▍▌▋▊▉ "
+
+
+def pinned_duckdb(pip_url: str) -> str:
+    return next(spec for spec in pip_url.split() if spec.startswith("duckdb=="))
+
+
+def test_dbt_writes_the_warehouse_with_the_loaders_duckdb() -> None:
+    """A DuckDB file written by a newer DuckDB may not open in an older one: the loader and dbt
+    share the file, so they must pin the same version."""
+    plugins = yaml_plugins()
+    assert pinned_duckdb(plugins["dbt-duckdb"]) == pinned_duckdb(plugins["target-duckdb"])
+
+
+def yaml_plugins() -> dict[str, str]:
+    """pip_url of every plugin in meltano.yml."""
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
+    return {
+        plugin["name"]: plugin["pip_url"]
+        for plugins in project["plugins"].values()
+        for plugin in plugins
+    }
 
 
 def expected_project_hours(tasks: Mapping[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
@@ -129,6 +150,7 @@ def assert_open_counts(rows: list[dict[str, Any]], open_tasks: Mapping[int, int]
     assert {project: landed[project] for project in open_tasks} == open_tasks
 
 
+@pytest.mark.slow
 def test_toggl_to_duckdb_builds_project_hours_equal_to_the_servers_tasks(tmp_path: Path) -> None:
     install_plugins("tap-toggl-tasks", "target-duckdb", "dbt-duckdb")
     with TogglServer(demo_tasks(400), api_token=API_TOKEN) as toggl:
@@ -156,6 +178,7 @@ def postgres() -> Iterator[str]:
         yield url
 
 
+@pytest.mark.slow
 def test_toggl_to_postgres_builds_project_hours_equal_to_the_servers_tasks(
     postgres: str, tmp_path: Path
 ) -> None:
@@ -193,6 +216,7 @@ def test_toggl_to_postgres_builds_project_hours_equal_to_the_servers_tasks(
         assert_mart_matches(postgres_query(warehouse, SELECT_MART), toggl.tasks)
 
 
+@pytest.mark.slow
 def test_a_failing_dbt_test_fails_the_job(tmp_path: Path) -> None:
     install_plugins("tap-toggl-tasks", "target-duckdb", "dbt-duckdb")
     tasks = [*demo_tasks(20), make_task(9001, tracked_seconds=-3_600_000)]
@@ -218,6 +242,7 @@ def terminal_columns(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
 
 
+@pytest.mark.slow
 def test_demo_shows_project_hours_aligned_and_draws_a_chart(tmp_path: Path) -> None:
     if re.search(r"^TAP_TOGGL_TASKS_(API_TOKEN|EMAIL)=", _dotenv(), re.MULTILINE):
         pytest.skip(".env holds a real Toggl token: the demo would read that account")
