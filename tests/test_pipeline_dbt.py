@@ -233,6 +233,7 @@ def test_a_failing_dbt_test_fails_the_job(tmp_path: Path) -> None:
         )
 
     output = done.stdout + done.stderr
+    assert API_TOKEN not in output
     assert done.returncode != 0, output[-3000:]
     assert "FAIL 1 non_negative_stg_tasks_hours_tracked" in output, output[-3000:]
     assert "SKIP relation toggl_analytics.project_hours" in output, output[-3000:]
