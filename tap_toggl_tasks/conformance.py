@@ -15,8 +15,9 @@ import logging
 import math
 from typing import Any
 
-from singer_sdk.helpers._typing import conform_record_data_types
 from singer_sdk.helpers.conform import TypeConformanceLevel
+
+from tap_toggl_tasks.sdk_internals import conform_record_data_types
 
 Record = dict[str, Any]
 

@@ -147,8 +147,9 @@ def _quota_error(response: requests.Response, *, max_quota_wait: float) -> Excep
     return TogglFatalError(
         f"Toggl's hourly request quota for this user is used up ({describe(response)}). It "
         f"resets in {resets_in:.0f} s, at {resets_at:%Y-%m-%d %H:%M:%S} UTC, which is longer than "
-        f"max_quota_wait_seconds ({max_quota_wait:.0f}). Run again after the reset, or raise "
-        "max_quota_wait_seconds; other tools using this Toggl user share the same quota."
+        f"max_quota_wait_seconds ({max_quota_wait:.0f}). Run again after the reset: the state "
+        "holds this sync's progress, so the next run resumes where this one stopped. Other "
+        "tools using this Toggl user share the same quota."
     )
 
 
@@ -161,7 +162,7 @@ def gave_up(error: BaseException, attempts: int) -> TogglGaveUp:
     return TogglGaveUp(
         f"{cause} Gave up after {attempts} attempts. Toggl or the network may be down: check "
         "https://status.toggl.com and run again later; raise request_timeout if requests are "
-        "timing out. The bookmark was not advanced, so nothing is lost."
+        "timing out. The state holds this sync's progress: the next run resumes, nothing lost."
     )
 
 

@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-import datetime
+import contextlib
 import ipaddress
 import json
+import logging
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import click
 import simplejson
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.singerlib import Message, RecordMessage
+from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
 
 from tap_toggl_tasks.errors import TogglError, TogglInputError
-from tap_toggl_tasks.streams import DELETIONS_UNSEEN_SINCE, TasksStream
+from tap_toggl_tasks.progress import is_timestamp, progress_problem
+from tap_toggl_tasks.streams import TasksStream
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -32,6 +36,9 @@ DEFAULT_API_URL = "https://api.track.toggl.com/api/v9"
 # and the largest in a few, well inside Toggl's 30 requests per hour.
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 5000
+# A write Toggl commits (or shows) a little after stamping its `at`, or during the time it
+# answers the sync's first request, would fall just below the bookmark: a minute re-reads it.
+LOOKBACK_SECONDS = 60
 
 SETTINGS = th.PropertiesList(
     th.Property(
@@ -75,6 +82,19 @@ SETTINGS = th.PropertiesList(
         "one sync never reaches the warehouse as done.",
     ),
     th.Property(
+        "include_hidden",
+        th.BooleanType,
+        default=True,
+        description="Include tasks Toggl hides (`include_hidden`). Keep it true: Toggl does not "
+        "say what it hides, and a warehouse should hold every task.",
+    ),
+    th.Property(
+        "search",
+        th.StringType,
+        description="Only tasks whose name, project or client contains this text (`search`). "
+        "Changing it makes the next run a full sync, since the bookmark covered the old filter.",
+    ),
+    th.Property(
         "meta",
         th.BooleanType,
         default=True,
@@ -96,9 +116,17 @@ SETTINGS = th.PropertiesList(
     th.Property(
         "max_quota_wait_seconds",
         th.IntegerType(minimum=0, maximum=86400),
-        default=900,
-        description="Longest wait for Toggl's hourly request quota to reset before giving up. "
-        "0 never waits; 3600 always waits.",
+        default=3600,
+        description="Longest wait for Toggl's hourly request quota to reset before stopping "
+        "(the next run resumes where it stopped). 3600, the longest reset, always waits: an "
+        "unattended run finishes rather than fails; 0 never waits.",
+    ),
+    th.Property(
+        "lookback_seconds",
+        th.IntegerType(minimum=0, maximum=86400),
+        default=LOOKBACK_SECONDS,
+        description="Seconds before the bookmark that each incremental run reads again, for "
+        "writes Toggl shows later than their `at` and the time Toggl takes to answer.",
     ),
 ).to_dict()
 
@@ -127,6 +155,7 @@ class TapTogglTasks(Tap):
     message_writer_class = TasksMessageWriter
 
     def __init__(self, *args: Any, validate_config: bool = True, **kwargs: Any) -> None:
+        logging.getLogger("singer_sdk").addFilter(_NORMAL_CASE_NOISE)  # once: addFilter dedupes
         super().__init__(*args, validate_config=validate_config, **kwargs)
         if validate_config and (errors := settings_errors(self.config)):
             raise ConfigValidationError("Config validation failed", errors=errors)
@@ -168,17 +197,72 @@ class TapTogglTasks(Tap):
             sys.exit(1)
 
     @override
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        # --test runs while click parses the command line, before invoke() could explain errors.
+        try:
+            with _quiet_test_abort(logging.getLogger(f"{cls.name}.{TasksStream.name}")):
+                super().cb_test(ctx, param, value)
+        except click.exceptions.Exit as done:
+            if done.exit_code == 0 and value == CliTestOptionValue.All.value:
+                cls.logger.info("Connection test passed: Toggl accepted the credentials.")
+            raise
+        except ConfigValidationError as exc:
+            for error in exc.errors:
+                cls.logger.error("%s", error)  # noqa: TRY400
+            cls.logger.error("Config validation failed: the connection was not tested.")  # noqa: TRY400
+            ctx.exit(1)
+        except TogglError as exc:
+            cls.logger.error("Connection test failed. %s", exc)  # noqa: TRY400
+            ctx.exit(1)
+
+    @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         try:
             super()._handle_termination(signum, frame)  # writes the state, then exits 0
         except SystemExit:
             # An interrupted sync must not look like a finished one to a scheduler.
             self.logger.error(  # noqa: TRY400
-                "Stopped by %s before the sync finished. The bookmark was not advanced: the "
-                "next run picks up everything this one did not finish.",
+                "Stopped by %s before the sync finished. The state holds its progress: the "
+                "next run resumes where this one stopped.",
                 signal.Signals(signum).name,
             )
             raise SystemExit(128 + signum) from None
+
+
+class _DropNormalCaseNoise(logging.Filter):
+    """Drops SDK log lines that describe this tap's normal case as if it were a problem."""
+
+    NOISE = (
+        # Toggl documents no order, so the bookmark advances only when a sync completes: the
+        # README says so, and a warning on every run would teach users to ignore warnings.
+        "Stream is assumed to be unsorted",
+    )
+
+    @override
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.NOISE)
+
+
+class _DropTestAbort(logging.Filter):
+    """Drops the SDK's "unhandled error" line: --test stops after one record by raising."""
+
+    @override
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("An unhandled error occurred while syncing")
+
+
+_NORMAL_CASE_NOISE = _DropNormalCaseNoise()
+
+
+@contextlib.contextmanager
+def _quiet_test_abort(stream_logger: logging.Logger) -> Iterator[None]:
+    quiet = _DropTestAbort()
+    stream_logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        stream_logger.removeFilter(quiet)
 
 
 def settings_errors(config: Mapping[str, Any]) -> list[str]:
@@ -190,13 +274,14 @@ def settings_errors(config: Mapping[str, Any]) -> list[str]:
     elif not config.get("api_token") and not has_login:
         errors.append(
             "No credentials: set api_token (Toggl Track > Profile settings > API Token), or "
-            "email and password; e.g. TAP_TOGGL_TASKS_API_TOKEN in the environment."
+            "email and password: in the file given with --config, or as "
+            "TAP_TOGGL_TASKS_API_TOKEN in the environment with --config ENV."
         )
     elif has_login and not (config.get("email") and config.get("password")):
         errors.append("email and password go together: set both, or use api_token instead.")
     if problem := _api_url_problem(str(config.get("api_url", ""))):
         errors.append(problem)
-    if (start := config.get("start_date")) and not _is_timestamp(start):
+    if (start := config.get("start_date")) and not is_timestamp(start):
         errors.append(
             f"start_date {start!r} is not a date: use ISO 8601, e.g. 2024-01-31 or "
             "2024-01-31T00:00:00Z."
@@ -222,12 +307,9 @@ def state_problem(state: Mapping[str, Any]) -> str | None:  # noqa: PLR0911
     if tasks.get("replication_key", "at") != "at":
         return f"The state's tasks bookmark is on {tasks['replication_key']!r}, not on `at`."
     value = tasks.get("replication_key_value")
-    if value is not None and not _is_timestamp(value):
+    if value is not None and not is_timestamp(value):
         return f"The state's tasks bookmark {value!r} is not a timestamp."
-    mark = tasks.get(DELETIONS_UNSEEN_SINCE)
-    if mark is not None and not _is_timestamp(mark):
-        return f"The state's tasks {DELETIONS_UNSEEN_SINCE} {mark!r} is not a timestamp."
-    return None
+    return progress_problem(tasks)
 
 
 def _api_url_problem(url: str) -> str | None:
@@ -250,11 +332,3 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _is_timestamp(value: Any) -> bool:
-    try:
-        datetime.datetime.fromisoformat(str(value))
-    except ValueError:
-        return False
-    return True

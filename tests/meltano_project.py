@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from tap_toggl_tasks.schema import TASK_SCHEMA, TIMESTAMP_FIELDS
+from tap_toggl_tasks.tap import LOOKBACK_SECONDS
 from tests.toggl_server import TogglServer, make_task, parse_at
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -233,4 +234,5 @@ def run_after_changes(
     before = len(toggl.requests)
     meltano("run", "tap-toggl-tasks", target)
     since = [params.get("since") for params in requests_since(toggl, before)]
-    assert since == [str(math.floor(bookmark.timestamp()))], "the run did not resume incrementally"
+    expected = math.floor(bookmark.timestamp()) - LOOKBACK_SECONDS
+    assert since == [str(expected)], "the run did not resume incrementally"

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import itertools
-import math
-from datetime import datetime
 from pathlib import Path
 
-from tap_toggl_tasks.streams import DELETIONS_UNSEEN_SINCE
 from tests.conftest import TapRun, config_for, run_tap
 from tests.toggl_server import Fault, TogglServer, make_task
 
@@ -20,20 +17,36 @@ def offsets(server: TogglServer) -> list[str]:
     return [r.params["offset"] for r in server.requests]
 
 
-def delete(*task_ids: int) -> Fault:
-    def deleting(server: TogglServer) -> None:
+EPOCH = "1970-01-01T00:00:00.000000+00:00"
+
+
+def finish(*task_ids: int) -> Fault:
+    """Mark tasks done: without include_not_active they leave the list, and the rest shift.
+
+    (A deletion does not shift a `since` list: the deleted task stays in it, marked.)
+    """
+
+    def finishing(server: TogglServer) -> None:
         for task_id in task_ids:
-            server.delete(task_id)
+            server.mark_done(task_id)
 
-    return Fault(before=deleting)
+    return Fault(before=finishing)
 
 
-def test_tasks_deleted_before_the_offset_do_not_hide_the_next_ones(tmp_path: Path) -> None:
-    # Page 1 reads tasks 1-10. Deleting 3 and 4 then shifts task 11 back to where page 1
-    # ended, so a plain `offset=10` would never return it.
+def active_only(toggl: TogglServer, page_size: int) -> dict[str, object]:
+    return config_for(
+        toggl, api_token=toggl.api_token, page_size=page_size, include_not_active=False
+    )
+
+
+def test_tasks_leaving_the_list_before_the_offset_do_not_hide_the_next_ones(
+    tmp_path: Path,
+) -> None:
+    # Page 1 reads tasks 1-10. Tasks 3 and 4 done (and so gone) then shift task 11 back to where
+    # page 1 ended, so a plain `offset=10` would never return it.
     with TogglServer([make_task(i) for i in range(1, 26)]) as toggl:
-        toggl.script(None, delete(3, 4))
-        run = run_tap(config_for(toggl, api_token=toggl.api_token, page_size=10), tmp_path)
+        toggl.script(None, finish(3, 4))
+        run = run_tap(active_only(toggl, 10), tmp_path)
 
     assert run.returncode == 0, run.stderr
     assert ids_of(run) == list(range(1, 26))  # each exactly once, 11 included
@@ -79,9 +92,9 @@ def test_tasks_inserted_before_the_offset_cost_nothing_extra(tmp_path: Path) -> 
 
 def test_a_shift_too_large_to_bridge_keeps_the_bookmark_for_the_next_run(tmp_path: Path) -> None:
     with TogglServer([make_task(i) for i in range(1, 26)]) as toggl:
-        # after pages 1 and 2 (tasks 1-9), six tasks before the offset vanish at once
-        toggl.script(None, None, delete(2, 3, 4, 6, 7, 8))
-        config = config_for(toggl, api_token=toggl.api_token, page_size=5)
+        # after pages 1 and 2 (tasks 1-9), six tasks before the offset leave the list at once
+        toggl.script(None, None, finish(2, 3, 4, 6, 7, 8))
+        config = active_only(toggl, 5)
         first = run_tap(config, tmp_path)
         first_requests = len(toggl.requests)
         second = run_tap(config, tmp_path, state=first.final_state)
@@ -90,29 +103,24 @@ def test_a_shift_too_large_to_bridge_keeps_the_bookmark_for_the_next_run(tmp_pat
     assert first.returncode == 0, first.stderr
     assert "bookmark stays where it was" in first.stderr
     assert 10 not in ids_of(first)  # shifted out of reach: it would be lost...
-    assert first.bookmark is None  # ...but the bookmark did not move past it
-    # The next run reads everything again, and, since a full sync cannot see deletions, also
-    # what changed since the first run began: tasks 2-4 were emitted before they were deleted.
-    unseen = first.final_state["bookmarks"]["tasks"][DELETIONS_UNSEEN_SINCE]
-    since = str(math.floor(datetime.fromisoformat(unseen).timestamp()))
-    assert [p.get("since") for p in second_params] == [None] * 5 + [since, since]
+    # ...but the bookmark stays where it was: there was none, so the start of time
+    assert first.bookmark == EPOCH
+    assert {p.get("since") for p in second_params} == {"0"}
     assert second.returncode == 0, second.stderr
     assert 10 in ids_of(second)
     assert set(ids_of(first)) | set(ids_of(second)) == set(range(1, 26))
-    deleted = {r["id"] for r in second.records if r["server_deleted_at"] is not None}
-    assert deleted == {2, 3, 4, 6, 7, 8}
     assert second.bookmark is not None
-    assert DELETIONS_UNSEEN_SINCE not in second.final_state["bookmarks"]["tasks"]
+    assert second.bookmark > EPOCH
 
 
 def test_step_backs_are_bounded_per_sync(tmp_path: Path) -> None:
     tasks = [make_task(i) for i in range(1, 121)]
     with TogglServer(tasks) as toggl:
-        # before every page after the first, two tasks at the start of the list vanish
+        # before every page after the first, two tasks at the start of the list leave it
         doomed = iter(range(1, 121))
-        shifts = [delete(next(doomed), next(doomed)) for _ in range(40)]
+        shifts = [finish(next(doomed), next(doomed)) for _ in range(40)]
         toggl.script(None, *shifts)
-        run = run_tap(config_for(toggl, api_token=toggl.api_token, page_size=10), tmp_path)
+        run = run_tap(active_only(toggl, 10), tmp_path)
 
     assert run.returncode == 0, run.stderr
     sent = [int(offset) for offset in offsets(toggl)]
@@ -120,5 +128,5 @@ def test_step_backs_are_bounded_per_sync(tmp_path: Path) -> None:
     assert step_backs == 5
     # pages of 9 new tasks each, plus one request for every step back
     assert len(toggl.requests) <= -(-120 // 9) + 1 + step_backs
-    assert run.bookmark is None
+    assert run.bookmark == EPOCH
     assert "bookmark stays where it was" in run.stderr

@@ -29,7 +29,7 @@ FAULTS: dict[str, tuple[Fault, str | None]] = {
     "slower-than-timeout": (Fault(delay=2.5), None),
     "401": (Fault(status=401), "Toggl refused the credentials"),
     "403": (Fault(status=403), "Toggl refused the credentials"),
-    "400": (Fault(status=400, body='"Invalid since"'), "Toggl rejected the request"),
+    "400": (Fault(status=400, body='"Invalid include_not_active"'), "Toggl rejected the request"),
     "402-no-quota-headers": (Fault(status=402), "paid Toggl Track feature"),
     "404": (Fault(status=404), "Check the api_url setting"),
     "not-a-task-list": (Fault(body='{"error": "nope"}'), "not a list of tasks"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
+from tap_toggl_tasks.tap import LOOKBACK_SECONDS
 from tests.conftest import config_for, run_tap
 from tests.toggl_server import Fault, TogglServer, make_task
 
@@ -15,16 +16,27 @@ def unix(timestamp: str) -> int:
     return int(datetime.datetime.fromisoformat(timestamp).timestamp())
 
 
+def since_for(bookmark: str | None) -> str:
+    """`since` after a bookmark: its whole second, less the lookback."""
+    return str(unix(bookmark or "") - LOOKBACK_SECONDS)
+
+
 def test_first_run_bookmarks_the_newest_at(server: TogglServer, tmp_path: Path) -> None:
     run = run_tap(config_for(server), tmp_path)
 
     newest = max(run.records, key=lambda r: r["at"])["at"]
     assert run.final_state == {
         "bookmarks": {
-            "tasks": {"replication_key": "at", "replication_key_value": newest},
+            "tasks": {
+                "replication_key": "at",
+                "replication_key_value": newest,
+                "largest_page": 25,
+                # what the bookmark covers: a change of these makes the next run sync everything
+                "filters": {"include_not_active": True, "include_hidden": True, "search": None},
+            },
         },
     }
-    assert "since" not in server.requests[0].params
+    assert server.requests[0].params["since"] == "0"  # the start of time
 
 
 def test_next_run_sends_since_and_gets_only_changes(server: TogglServer, tmp_path: Path) -> None:
@@ -36,10 +48,10 @@ def test_next_run_sends_since_and_gets_only_changes(server: TogglServer, tmp_pat
     second = run_tap(config_for(server), tmp_path, state=first.final_state)
 
     assert second.returncode == 0, second.stderr
-    assert server.requests[1].params["since"] == str(unix(first.bookmark or ""))
+    assert server.requests[2].params["since"] == since_for(first.bookmark)
     changed = {r["id"]: r for r in second.records}
-    # since rounds down, so tasks of the bookmark's own second come again: at-least-once
-    again = {r["id"] for r in first.records if unix(r["at"]) == unix(first.bookmark or "")}
+    # since rounds down and looks back a minute: tasks of that minute come again
+    again = {r["id"] for r in first.records if unix(r["at"]) >= int(since_for(first.bookmark))}
     assert set(changed) == {4, 6, 26} | again
     assert changed[4]["name"] == "renamed"
     assert changed[6]["active"] is False
@@ -55,7 +67,7 @@ def test_a_run_with_nothing_new_costs_one_request(server: TogglServer, tmp_path:
     second = run_tap(config_for(server), tmp_path, state=first.final_state)
 
     assert second.returncode == 0, second.stderr
-    assert len(server.requests) == 2
+    assert len(server.requests) == 3  # the first sync's two, then one
     # since rounds down, so tasks of the bookmark's own second come again: at-least-once
     assert {r["at"] for r in second.records} <= {first.bookmark}
     assert second.bookmark == first.bookmark
@@ -76,7 +88,7 @@ def test_since_rounds_the_bookmark_down_to_whole_seconds(
     run = run_tap(config_for(server), tmp_path, state=state)
 
     assert run.returncode == 0, run.stderr
-    assert server.requests[0].params["since"] == str(unix("2024-05-01T10:00:07+00:00"))
+    assert server.requests[0].params["since"] == since_for("2024-05-01T10:00:07+00:00")
 
 
 def test_start_date_limits_the_first_run(server: TogglServer, tmp_path: Path) -> None:
@@ -96,7 +108,7 @@ def test_a_bookmark_newer_than_start_date_wins(server: TogglServer, tmp_path: Pa
 
     run_tap(config_for(server, start_date="2024-01-01"), tmp_path, state=state)
 
-    assert server.requests[0].params["since"] == str(unix("2025-02-03T04:05:06+00:00"))
+    assert server.requests[0].params["since"] == since_for("2025-02-03T04:05:06+00:00")
 
 
 def test_a_task_changed_during_the_sync_is_not_skipped_next_time(tmp_path: Path) -> None:

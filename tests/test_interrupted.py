@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import math
 import random
 import signal
 import subprocess
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tap_toggl_tasks.streams import DELETIONS_UNSEEN_SINCE
+from tap_toggl_tasks.progress import UNFINISHED
 from tests.conftest import API_TOKEN, config_for, run_tap
 from tests.toggl_server import Fault, TogglServer, make_task
 
@@ -92,30 +90,62 @@ def test_a_resumed_run_brings_every_change_an_interrupted_one_missed(
     assert all(names.get(task_id) == f"edited {task_id}" for task_id in EDITED)
 
 
-def test_a_first_sync_killed_midway_still_learns_of_deletions(tmp_path: Path) -> None:
-    # A sync without a bookmark cannot see deletions: a task it loaded and that is deleted
-    # before the next sync completes would stay in the warehouse, unmarked, forever.
+def test_a_first_sync_killed_midway_resumes_and_still_learns_of_deletions(
+    tmp_path: Path,
+) -> None:
     with TogglServer([make_task(i) for i in range(1, TASKS + 1)], api_token=API_TOKEN) as toggl:
         config = config_for(toggl, page_size=10)
         toggl.script(*[Fault(delay=0.2)] * 10)
-        code, partial, _ = run_until_killed(config, {}, tmp_path, after_lines=5, sig=signal.SIGKILL)
+        # SCHEMA, page 1's ten records, its STATE, and part of page 2
+        code, partial, _ = run_until_killed(
+            config, {}, tmp_path, after_lines=15, sig=signal.SIGKILL
+        )
         loaded = {m["record"]["id"] for m in partial if m["type"] == "RECORD"}
         toggl.delete(1)
+        first_resumed_request = len(toggl.requests)
         resumed = run_tap(config, tmp_path, state=partial_state(partial))
-        since = [r.params.get("since") for r in toggl.requests if "since" in r.params]
+        resumed_offsets = [r.params["offset"] for r in toggl.requests[first_resumed_request:]]
+        after = run_tap(config, tmp_path, state=resumed.final_state)
 
     assert code == -signal.SIGKILL
-    assert 1 in loaded
-    # The first STATE, written before any record, says when the unfinished full sync began...
-    began = partial_state(partial)["bookmarks"]["tasks"][DELETIONS_UNSEEN_SINCE]
-    # ...so the next run reads all tasks, then asks what changed since then: one request more.
-    assert since == [str(math.floor(datetime.fromisoformat(began).timestamp()))]
+    assert set(range(1, 11)) <= loaded
+    unfinished = partial_state(partial)["bookmarks"]["tasks"][UNFINISHED]
+    assert unfinished["paging"]["offset"] == 9  # page 2 starts on page 1's last task
+    # The resumed run goes on from page 2, not from the start: page 1 is not read again.
     assert resumed.returncode == 0, resumed.stderr
-    deleted = [r for r in resumed.records if r["server_deleted_at"] is not None]
-    assert [r["id"] for r in deleted] == [1]
-    assert sorted({r["id"] for r in resumed.records}) == list(range(1, TASKS + 1))
+    assert resumed_offsets == ["9", "18", "27", "36", "45", "54"]
+    assert {r["id"] for r in resumed.records} == set(range(11, TASKS + 1))
+    assert UNFINISHED not in resumed.final_state["bookmarks"]["tasks"]
+    # Its bookmark stops where the killed sync began, so the next run brings the deletion.
     assert resumed.bookmark is not None
-    assert DELETIONS_UNSEEN_SINCE not in resumed.final_state["bookmarks"]["tasks"]
+    assert resumed.bookmark <= unfinished["began"]
+    assert after.returncode == 0, after.stderr
+    assert [r["id"] for r in after.records if r["server_deleted_at"] is not None] == [1]
+
+
+def test_a_first_sync_bigger_than_the_quota_finishes_over_several_runs(tmp_path: Path) -> None:
+    # 10 tasks, 2 a page: pages at offsets 0 to 9, ten requests; the quota allows 3 an hour.
+    with TogglServer([make_task(i) for i in range(1, 11)], api_token=API_TOKEN, quota=3) as toggl:
+        config = config_for(toggl, page_size=2, max_quota_wait_seconds=0)
+        state: dict[str, Any] = {}
+        runs = []
+        for _ in range(6):
+            toggl.quota_remaining = 3  # an hour later
+            run = run_tap(config, tmp_path, state=state)
+            runs.append(run)
+            state = run.final_state
+            if run.returncode == 0:
+                break
+        offsets = [r.params["offset"] for r in toggl.requests if r.status == 200]
+
+    assert [run.returncode for run in runs] == [1, 1, 1, 0]
+    assert all("quota for this user is used up" in run.error for run in runs[:3])
+    # every page read once, in order, across the runs
+    assert offsets == [str(offset) for offset in range(10)]
+    loaded = [r["id"] for run in runs for r in run.records]
+    assert sorted(loaded) == list(range(1, 11))
+    assert UNFINISHED not in state["bookmarks"]["tasks"]
+    assert runs[-1].bookmark == max(r["at"] for run in runs for r in run.records)
 
 
 def partial_state(messages: list[dict[str, Any]]) -> dict[str, Any]:

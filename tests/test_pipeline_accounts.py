@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tap_toggl_tasks.tap import LOOKBACK_SECONDS
 from tests.meltano_project import (
     ROOT,
     Meltano,
@@ -105,12 +106,13 @@ def test_two_accounts_keep_their_own_state_and_tracked_seconds_become_seconds(
         acme_before, globex_before = len(acme.requests), len(globex.requests)
         meltano(*run)
 
-        # Each account resumed from its own bookmark: its newest task, whole seconds.
+        # Each account resumed from its own bookmark: its newest task, whole seconds, less the
+        # lookback.
         for server in (acme, globex):
             before = acme_before if server is acme else globex_before
             newest = max(parse_at(task["at"]) for task in server.tasks.values() if task["id"] != 3)
             assert [r.params.get("since") for r in server.requests[before:]] == [
-                str(math.floor(newest.timestamp()))
+                str(math.floor(newest.timestamp()) - LOOKBACK_SECONDS)
             ]
         landed = {row["id"]: row for row in duckdb_rows(tmp_path / "warehouse.duckdb")}
         assert landed[3]["name"] == "acme changed"

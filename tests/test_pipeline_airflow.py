@@ -47,7 +47,7 @@ print(json.dumps({
 
 @pytest.fixture(scope="module")
 def airflow_installed() -> None:
-    install_plugins("tap-toggl-tasks", "target-duckdb", "airflow")
+    install_plugins("tap-toggl-tasks", "target-duckdb", "dbt-duckdb", "airflow")
 
 
 @pytest.mark.usefixtures("airflow_installed")

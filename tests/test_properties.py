@@ -1,9 +1,10 @@
-"""Property: whatever the tasks, page size, changes, faults and crashes, a chain of runs linked by
-their STATE ends with the warehouse equal to the server, within the stated request bound.
+"""Property: whatever the tasks, page size, changes, faults, crashes, clocks, quotas and page
+caps, a chain of runs linked by their STATE ends with an upserting warehouse equal to the server
+(deleted tasks marked), each run within the stated request bound.
 
 Runs use the Tap object in-process (fast enough for hypothesis); a crash is modelled by cutting
 the run's output at a random message, as if the process died there, and resuming from the last
-STATE before the cut.
+STATE before the cut. A run stopped by the quota (402, reset too far) is resumed by the next.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, example, given, settings
@@ -21,7 +23,6 @@ from hypothesis import strategies as st
 
 from tap_toggl_tasks.errors import TogglError
 from tap_toggl_tasks.paging import TasksPaginator
-from tap_toggl_tasks.streams import DELETIONS_UNSEEN_SINCE
 from tap_toggl_tasks.tap import TapTogglTasks
 from tests.test_fault_matrix import as_emitted, newest_by_id
 from tests.toggl_server import Fault, TogglServer, make_task
@@ -30,19 +31,24 @@ RECOVERABLE = [
     Fault(status=429, headers={"Retry-After": "0"}),
     Fault(status=503, headers={"Retry-After": "0"}),
 ]
-FATAL = [Fault(status=403), Fault(status=400, body='"Invalid since"')]
+FATAL = [Fault(status=403), Fault(status=400, body='"Invalid include_not_active"')]
+# Toggl's clock against the host's: behind, the same, ahead
+CLOCK_OFFSETS = [-120.0, -2.0, 0.0, 2.0, 120.0]
+MAX_RUNS_TO_FINISH = 40
 
 
 @dataclass
 class Change:
-    kind: str  # insert, modify, done, delete
+    # insert, modify, done, delete; late: an edit Toggl shows two requests later;
+    # tick: Toggl's clock moves on 1.5 s
+    kind: str
     task_index: int  # which existing task, modulo the number of tasks
 
 
 # Deletions and edits of tasks early in the list are what shift rows under the pager.
 changes = st.builds(
     Change,
-    st.sampled_from(["insert", "modify", "done", "delete", "delete", "modify"]),
+    st.sampled_from(["insert", "modify", "done", "delete", "delete", "modify", "late", "tick"]),
     st.integers(0, 30),
 )
 # one scripted request: None (normal), a change before it, a recoverable or a fatal fault
@@ -54,17 +60,41 @@ steps = st.one_of(
 )
 
 
+@dataclass
+class Run:
+    """One run of the chain: its script, whether it starts without state, its quota, its crash."""
+
+    plan: list[Any]
+    stateless: bool = False
+    quota: int | None = None
+    crash: float | None = None
+
+
+runs = st.builds(
+    Run,
+    st.lists(steps, max_size=6),
+    st.booleans(),
+    st.none() | st.integers(2, 6),
+    st.none() | st.floats(0, 1),
+)
+
+
 def apply(server: TogglServer, change_list: list[Change]) -> None:
     live = sorted(
         task_id for task_id, task in server.tasks.items() if not task["server_deleted_at"]
     )
     for change in change_list:
+        if change.kind == "tick":
+            server.clock_offset += timedelta(seconds=1.5)
+            continue
         if change.kind == "insert" or not live:
             server.add(name="inserted")
             continue
         task_id = live[change.task_index % len(live)]
         if change.kind == "modify":
             server.modify(task_id, name=f"modified {change.task_index}")
+        elif change.kind == "late":
+            server.modify_late(task_id, after_requests=2, name=f"late {change.task_index}")
         elif change.kind == "done":
             server.mark_done(task_id)
         else:
@@ -99,45 +129,75 @@ def last_state(messages: list[dict[str, Any]], fallback: dict[str, Any] | None) 
     return states[-1] if states else fallback
 
 
-# Known shifts, always tried besides the random ones: two deletions before page 2's offset;
-# (ordered by `at`) two edits sending early tasks to the end of the list; and a first sync that
-# cannot bridge a shift while a task it already emitted is deleted (found by CI's hypothesis);
-# and a first sync stopped after one page (a 403), then a task it loaded is deleted.
-@example(
+# Shapes random search rarely builds, always tried:
+@example(  # 8.1: Toggl's clock 2 s behind; task 1 (page 1) edited, then task 15 (page 2)
+    task_count=20,
+    page_size=10,
+    order="id",
+    clock=-2.0,
+    cap=None,
+    chain=[Run([None, [Change("modify", 0), Change("tick", 0), Change("modify", 14)]])],
+)
+@example(  # Toggl's clock two minutes ahead, edits during the sync, ordered by `at`
+    task_count=12,
+    page_size=4,
+    order="at",
+    clock=120.0,
+    cap=None,
+    chain=[Run([None, [Change("modify", 1)], [Change("modify", 9)]])],
+)
+@example(  # a write Toggl shows late, below a bookmark a later write sets
+    task_count=6,
+    page_size=3,
+    order="id",
+    clock=0.0,
+    cap=None,
+    chain=[Run([]), Run([[Change("late", 2), Change("tick", 0), Change("modify", 4)]])],
+)
+@example(  # 8.2: sync; delete task 3; a minute later edit task 5; full refresh; two runs
+    task_count=10,
+    page_size=12,
+    order="id",
+    clock=0.0,
+    cap=None,
+    chain=[
+        Run([]),
+        Run([[Change("delete", 2)] + [Change("tick", 0)] * 40 + [Change("modify", 3)]]),
+        Run([], stateless=True),
+        Run([]),
+    ],
+)
+@example(  # 8.3: quota 3, 10 tasks, 2 a page: the first sync finishes over several runs
+    task_count=10,
+    page_size=2,
+    order="id",
+    clock=0.0,
+    cap=None,
+    chain=[Run([], quota=3), Run([None, [Change("delete", 0)]], quota=3)],
+)
+@example(  # 8.4: Toggl caps pages at 3 while 10 are asked; changes during the sync
+    task_count=20,
+    page_size=10,
+    order="id",
+    clock=0.0,
+    cap=3,
+    chain=[Run([None, [Change("insert", 0)], [Change("delete", 1)]]), Run([])],
+)
+@example(  # two deletions before page 2's offset, when tasks leave the list (done, ordered by at)
+    task_count=20,
+    page_size=5,
+    order="at",
+    clock=0.0,
+    cap=None,
+    chain=[Run([[], [Change("done", 0), Change("done", 1)]], crash=0.5), Run([FATAL[0]])],
+)
+@example(  # a first sync stopped after one page (a 403), then a task it loaded is deleted
     task_count=10,
     page_size=4,
     order="id",
-    first_plan=[None, FATAL[0]],
-    first_crash=None,
-    plans=[[[Change("delete", 0)]]],
-    crash_points=[None, None, None],
-)
-@example(
-    task_count=11,
-    page_size=11,
-    order="id",
-    first_plan=[None, [Change("insert", 0), Change("delete", 0)], [Change("delete", 10)]],
-    first_crash=None,
-    plans=[[]],
-    crash_points=[0.0, 0.0, 0.0],
-)
-@example(
-    task_count=20,
-    page_size=5,
-    order="id",
-    first_plan=[[], [Change("delete", 0), Change("delete", 0)]],
-    first_crash=None,
-    plans=[[]],
-    crash_points=[None, None, None],
-)
-@example(
-    task_count=30,
-    page_size=6,
-    order="at",
-    first_plan=[[], [], [Change("modify", 3), Change("modify", 4)]],
-    first_crash=None,
-    plans=[[None, [Change("delete", 0)], FATAL[0]]],
-    crash_points=[0.5, None, None],
+    clock=0.0,
+    cap=None,
+    chain=[Run([None, FATAL[0]]), Run([[Change("delete", 0)]])],
 )
 @settings(
     max_examples=40,
@@ -145,51 +205,56 @@ def last_state(messages: list[dict[str, Any]], fallback: dict[str, Any] | None) 
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(
-    task_count=st.integers(0, 40),
+    task_count=st.integers(0, 30),
     page_size=st.integers(2, 12),
     order=st.sampled_from(["id", "at"]),
-    first_plan=st.lists(steps, max_size=4),
-    first_crash=st.floats(0, 1) | st.none(),
-    plans=st.lists(st.lists(steps, max_size=6), min_size=1, max_size=3),
-    crash_points=st.lists(st.floats(0, 1) | st.none(), min_size=3, max_size=3),
+    clock=st.sampled_from(CLOCK_OFFSETS),
+    cap=st.none() | st.integers(2, 12),
+    chain=st.lists(runs, min_size=1, max_size=4),
 )
 def test_a_chain_of_runs_ends_with_the_warehouse_equal_to_the_server(  # noqa: PLR0917
-    task_count: int,
-    page_size: int,
-    order: str,
-    first_plan: list[Any],
-    first_crash: float | None,
-    plans: list[list[Any]],
-    crash_points: list[float | None],
+    task_count: int, page_size: int, order: str, clock: float, cap: int | None, chain: list[Run]
 ) -> None:
     tasks = [make_task(i) for i in range(1, task_count + 1)]
-    with TogglServer(tasks, order=order) as toggl:
-        config = {"api_token": toggl.api_token, "api_url": toggl.url, "page_size": page_size}
-        # The first run is a full sync, blind to deletions; it too may fail or be cut short.
-        toggl.script(*script_for(first_plan))
-        warehouse, _ = sync(config, None)
-        if first_crash is not None:
-            warehouse = warehouse[: math.floor(first_crash * len(warehouse))]
-        state = last_state(warehouse, None)
-
-        for plan, crash in zip(plans, crash_points, strict=False):
-            toggl.script(*script_for(plan))
+    with TogglServer(
+        tasks, order=order, clock_offset=timedelta(seconds=clock), max_per_page=cap
+    ) as toggl:
+        config = {
+            "api_token": toggl.api_token,
+            "api_url": toggl.url,
+            "page_size": page_size,
+            "max_quota_wait_seconds": 0,  # a run out of quota stops; the next one resumes
+        }
+        warehouse: list[dict[str, Any]] = []
+        state: dict[str, Any] | None = None
+        for run in [Run([], stateless=True), *chain]:
+            toggl.script(*script_for(run.plan))
+            toggl.quota_remaining = run.quota
             before = len(toggl.requests)
-            passes = passes_for(state)
-            messages, _ = sync(config, state)
-            if crash is not None:
-                messages = messages[: math.floor(crash * len(messages))]
+            messages, _ = sync(config, None if run.stateless else state)
+            if run.crash is not None:
+                messages = messages[: math.floor(run.crash * len(messages))]
+            warehouse += messages
+            state = last_state(messages, None if run.stateless else state)
+            assert_within_request_bound(toggl, before, page_size, cap, len(run.plan))
+
+        # Quiet runs (no faults, no changes, every write shown) until one finishes.
+        toggl.script()
+        toggl.show_late_writes()
+        toggl.quota_remaining = None
+        for _ in range(MAX_RUNS_TO_FINISH):
+            before = len(toggl.requests)
+            messages, done = sync(config, state)
             warehouse += messages
             state = last_state(messages, state)
-            assert_within_request_bound(toggl, before, page_size, len(plan), passes)
-
-        toggl.script()  # a quiet run: no faults, no changes
-        before = len(toggl.requests)
-        passes = passes_for(state)
+            assert_within_request_bound(toggl, before, page_size, cap, 0)
+            if done:
+                break
+        assert done
+        # ...and one more: its changes may have come during the previous quiet run.
         messages, done = sync(config, state)
         assert done
         warehouse += messages
-        assert_within_request_bound(toggl, before, page_size, 0, passes)
         truth = {task_id: as_emitted(task) for task_id, task in toggl.tasks.items()}
 
     records = [m["record"] for m in warehouse if m["type"] == "RECORD"]
@@ -202,18 +267,14 @@ def test_a_chain_of_runs_ends_with_the_warehouse_equal_to_the_server(  # noqa: P
             assert loaded.get(task_id, expected) == expected
 
 
-def passes_for(state: dict[str, Any] | None) -> int:
-    """Passes over the list a run makes: two when a full sync must also look for deletions."""
-    tasks_state = (state or {}).get("bookmarks", {}).get("tasks", {})
-    return 2 if DELETIONS_UNSEEN_SINCE in tasks_state else 1
-
-
 def assert_within_request_bound(
-    server: TogglServer, before: int, page_size: int, scripted: int, passes: int
+    server: TogglServer, before: int, page_size: int, cap: int | None, scripted: int
 ) -> None:
-    """Per pass: pages of page_size - 1 new tasks, one more to see the end, one per step back;
-    and one per scripted fault or change (a retry, or a shift the pager must step back from)."""
+    """Pages of (Toggl's page size - 1) new tasks, one more to see or check the end, one for
+    finding a cap, one per step back; one per scripted fault or change (a retry, or a shift the
+    pager must step back from), and one refused for the quota."""
     made = len(server.requests) - before
     tasks = len(server.tasks)
-    pages = math.ceil(max(tasks - 1, 0) / (page_size - 1)) + 1
-    assert made <= passes * (pages + TasksPaginator.MAX_STEP_BACKS) + scripted
+    honoured = page_size if cap is None else min(page_size, cap)
+    pages = math.ceil(max(tasks - 1, 0) / (honoured - 1)) + 2
+    assert made <= pages + TasksPaginator.MAX_STEP_BACKS + scripted + 1

@@ -12,21 +12,27 @@ from tests.conftest import EMAIL, PASSWORD, config_for, run_tap
 from tests.toggl_server import Fault, TogglServer, make_task
 
 
-def test_full_sync_emits_every_task_once_in_one_request(
+def test_a_first_sync_reads_every_task_once_and_checks_its_short_page(
     server: TogglServer, tmp_path: Path
 ) -> None:
     run = run_tap(config_for(server), tmp_path)
 
     assert run.returncode == 0, run.stderr
     assert sorted(r["id"] for r in run.records) == list(range(1, 26))
-    assert len(server.requests) == 1
-    params = server.requests[0].params
-    assert params == {
-        "include_not_active": "true",
-        "meta": "true",
-        "per_page": "1000",
-        "offset": "0",
-    }
+    # since=0, the start of time: deleted tasks come too. Toggl has never sent a page larger
+    # than this short one, so one more request checks it is not cut at a cap of Toggl's.
+    assert [r.params for r in server.requests] == [
+        {
+            "include_not_active": "true",
+            "include_hidden": "true",
+            "meta": "true",
+            "per_page": "1000",
+            "offset": offset,
+            "since": "0",
+        }
+        for offset in ("0", "24")
+    ]
+    assert run.final_state["bookmarks"]["tasks"]["largest_page"] == 25
 
 
 def test_records_keep_toggl_values_in_one_form(tmp_path: Path) -> None:
@@ -110,7 +116,7 @@ def test_default_user_agent_names_the_tap(server: TogglServer, tmp_path: Path) -
         (19, 10, ["0", "9", "18"]),  # page 2 is full (overlap + 9 new), so one more is asked
         (20, 10, ["0", "9", "18"]),  # ends with a page holding only the overlap row and one more
         (10, 10, ["0", "9"]),  # an exact fit: the second page holds only the overlap row
-        (9, 10, ["0"]),
+        (9, 10, ["0", "8"]),  # a short first page: one request checks it is not a cap
         (0, 10, ["0"]),  # Toggl answers `null` when there is nothing
     ],
 )
@@ -154,13 +160,32 @@ def test_a_body_that_is_not_a_task_list_stops_with_the_request_id(
 
 def test_a_server_ignoring_offset_is_caught_not_looped(server: TogglServer, tmp_path: Path) -> None:
     page = '[{"id": 1, "at": "2025-01-01T00:00:00Z"}, {"id": 2, "at": "2025-01-01T00:00:00Z"}]'
-    server.script(Fault(body=page), Fault(body=page), Fault(body=page))
+    server.script(*[Fault(body=page)] * 4)
 
     run = run_tap(config_for(server, page_size=2), tmp_path)
 
     assert run.returncode == 1
-    assert len(server.requests) == 2
-    assert "same page twice" in run.error
+    assert [r.params["offset"] for r in server.requests] == ["0", "1", "2"]
+    assert "same page at 3 offsets in a row" in run.error
+    assert "ignore the offset parameter" in run.error
+
+
+def test_a_task_inserted_before_the_offset_is_not_taken_for_a_broken_server(
+    tmp_path: Path,
+) -> None:
+    # page_size 2: page 1 is [1, 2]; a task inserted before it makes page 2 (offset 1) [1, 2]
+    # again. That is a shift, not a server ignoring offset: the sync goes on.
+    with TogglServer([make_task(i) for i in range(2, 7)]) as toggl:
+
+        def insert(server: TogglServer) -> None:
+            server.add(id=1, name="inserted")
+
+        toggl.script(None, Fault(before=insert))
+        run = run_tap(config_for(toggl, api_token=toggl.api_token, page_size=2), tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    assert sorted(r["id"] for r in run.records) == [2, 3, 4, 5, 6]  # 1 comes with the next since
+    assert [r.params["offset"] for r in toggl.requests] == ["0", "1", "2", "3", "4", "5"]
 
 
 def test_deleted_tasks_reach_the_target_marked_deleted(server: TogglServer, tmp_path: Path) -> None:
@@ -196,3 +221,36 @@ def test_test_mode_reads_one_record(server: TogglServer, tmp_path: Path) -> None
 
     assert run.returncode == 0, run.stderr
     assert len(run.records) == 1
+
+
+def test_test_mode_says_it_passed_without_an_error_line(
+    server: TogglServer, tmp_path: Path
+) -> None:
+    run = run_tap(config_for(server), tmp_path, args=("--test",))
+
+    assert run.returncode == 0, run.stderr
+    assert run.errors == []
+    assert "Connection test passed" in run.stderr
+
+
+def test_test_mode_with_a_bad_token_explains_in_one_line(
+    server: TogglServer, tmp_path: Path
+) -> None:
+    run = run_tap(config_for(server, api_token="wrong"), tmp_path, args=("--test",))
+
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert run.errors == [run.error]
+    assert run.error.startswith("Connection test failed. Toggl refused the credentials (HTTP 403")
+
+
+def test_test_mode_without_credentials_says_what_is_missing(
+    server: TogglServer, tmp_path: Path
+) -> None:
+    run = run_tap(config_for(server, api_token=None), tmp_path, args=("--test",))
+
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert run.errors[0].startswith("No credentials: set api_token")
+    assert run.error == "Config validation failed: the connection was not tested."
+    assert server.requests == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import email.utils
 import json
 import random
 import re
@@ -116,12 +117,23 @@ class TogglServer:
         quota: int | None = None,
         order: str = "id",
         port: int = 0,
+        clock_offset: timedelta = timedelta(0),
+        max_per_page: int | None = None,
+        oldest_since: int | None = None,
     ) -> None:
         if order not in ("id", "at"):
             raise ValueError(f"order must be 'id' or 'at', not {order!r}")
         self.tasks: dict[int, dict[str, Any]] = {int(t["id"]): dict(t) for t in tasks}
         self.requests: list[RecordedRequest] = []
-        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        # Toggl's clock: `at` of every write and the `Date` header; it may run ahead or behind.
+        self.clock_offset = clock_offset
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC) + self.clock_offset
+        # Toggl's own page size limit, if any: it then sends fewer rows than per_page asks.
+        self.max_per_page = max_per_page
+        # A `since` older than this (UNIX seconds) is refused with 400, naming `since`.
+        self.oldest_since = oldest_since
+        # writes stamped already but not yet shown: (requests answered before they show, id, task)
+        self._late: list[tuple[int, int, dict[str, Any]]] = []
         self.quota_remaining = quota
         self.quota_resets_in = 3600
         self.order = order
@@ -196,6 +208,28 @@ class TogglServer:
             task["at"] = format_at(self.clock())
             return dict(task)
 
+    def modify_late(self, task_id: int, after_requests: int, **fields: Any) -> dict[str, Any]:
+        """An edit stamped now that Toggl shows only from the `after_requests`-th request on
+        (counting the one being answered as 0)."""
+        with self._lock:
+            task = {**self.tasks[task_id], **fields, "at": format_at(self.clock())}
+            self._late.append((len(self.requests) + after_requests, task_id, task))
+            return dict(task)
+
+    def show_late_writes(self) -> None:
+        """Show every write still hidden, as Toggl eventually does."""
+        with self._lock:
+            self._show_late(until=None)
+
+    def _show_late(self, until: int | None) -> None:
+        waiting = []
+        for shows_at, task_id, task in self._late:
+            if until is None or shows_at <= until:
+                self.tasks[task_id] = task
+            else:
+                waiting.append((shows_at, task_id, task))
+        self._late = waiting
+
     def mark_done(self, task_id: int) -> dict[str, Any]:
         return self.modify(task_id, active=False)
 
@@ -237,6 +271,7 @@ class TogglServer:
         if not self._authorized(authorization):
             return _json_response(403, "Incorrect username and/or password")
         with self._lock:
+            self._show_late(until=len(self.requests))
             quota: dict[str, str] = {}
             if self.quota_remaining is not None:
                 if self.quota_remaining <= 0:
@@ -259,6 +294,8 @@ class TogglServer:
         since = params.get("since")
         if since is not None and not _DIGITS.fullmatch(since.removeprefix("-")):
             raise ValueError("Invalid since")
+        if since is not None and self.oldest_since is not None and int(since) < self.oldest_since:
+            raise ValueError("since must not be older than 3 months")
         offset = params.get("offset", "0")
         if not _DIGITS.fullmatch(offset):
             raise ValueError("Invalid offset")
@@ -273,13 +310,23 @@ class TogglServer:
                 return task.get("server_deleted_at") is None
             return parse_at(task["at"]).timestamp() >= int(since)
 
-        rows = [task for task in self.tasks.values() if wanted(task)]
+        search = params.get("search", "").casefold()
+
+        def found(task: dict[str, Any]) -> bool:
+            # Toggl searches the task's name, its project's name and its client's name.
+            fields = (task.get("name"), task.get("project_name"), task.get("client_name"))
+            return not search or any(search in str(value).casefold() for value in fields)
+
+        rows = [task for task in self.tasks.values() if wanted(task) and found(task)]
         if self.order == "at":
             rows.sort(key=lambda task: (parse_at(task["at"]), task["id"]))
         else:
             rows.sort(key=lambda task: int(task["id"]))
         start = int(offset)
-        end = None if per_page is None else start + int(per_page)
+        limit = None if per_page is None else int(per_page)
+        if self.max_per_page is not None:
+            limit = self.max_per_page if limit is None else min(limit, self.max_per_page)
+        end = None if limit is None else start + limit
         meta = params.get("meta") == "true"
         return [
             {key: value for key, value in task.items() if meta or key not in META_FIELDS}
@@ -304,6 +351,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Keep test output clean; the access log would also be a place credentials could leak."""
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The `Date` header, from Toggl's clock (which may differ from this host's)."""
+        assert isinstance(self.server, _TogglHTTPServer)
+        return email.utils.format_datetime(self.server.toggl.clock(), usegmt=True)
 
     def do_GET(self) -> None:
         assert isinstance(self.server, _TogglHTTPServer)

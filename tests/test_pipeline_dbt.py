@@ -1,0 +1,287 @@
+"""The jobs toggl-to-duckdb and toggl-to-postgres: load, then dbt builds and tests the models.
+
+The `project_hours` mart is checked against sums this test computes from the server's own tasks,
+on both warehouses, before and after tasks are deleted and done in Toggl.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import subprocess
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.meltano_project import (
+    API_TOKEN,
+    MELTANO_BIN,
+    ROOT,
+    Meltano,
+    create_database,
+    install_plugins,
+    meltano_env,
+    private_postgres,
+)
+from tests.toggl_server import TogglServer, demo_tasks, make_task, parse_at
+
+SELECT_MART = "select * from toggl_analytics.project_hours"
+COUNTS = ("open_tasks", "done_tasks", "tasks")
+HOURS = ("hours_tracked", "hours_estimated")
+BAR_CHARACTERS = "█▏▎▍▌▋▊▉ "
+
+
+def pinned_duckdb(pip_url: str) -> str:
+    return next(spec for spec in pip_url.split() if spec.startswith("duckdb=="))
+
+
+def test_dbt_writes_the_warehouse_with_the_loaders_duckdb() -> None:
+    """A DuckDB file written by a newer DuckDB may not open in an older one: the loader and dbt
+    share the file, so they must pin the same version."""
+    plugins = yaml_plugins()
+    assert pinned_duckdb(plugins["dbt-duckdb"]) == pinned_duckdb(plugins["target-duckdb"])
+
+
+def yaml_plugins() -> dict[str, str]:
+    """pip_url of every plugin in meltano.yml."""
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
+    return {
+        plugin["name"]: plugin["pip_url"]
+        for plugins in project["plugins"].values()
+        for plugin in plugins
+    }
+
+
+def expected_project_hours(tasks: Mapping[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """project_hours as the server's tasks say it should be, summed here in plain Python."""
+    projects: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for task in tasks.values():
+        if task["server_deleted_at"] is None and task["project_id"] is not None:
+            projects[task["project_id"]].append(task)
+    expected = {}
+    for project_id, project_tasks in projects.items():
+        # The project is named as its most recently changed task says.
+        newest = max(project_tasks, key=lambda task: (parse_at(task["at"]), task["id"]))
+        done = sum(task["active"] is False for task in project_tasks)
+        expected[project_id] = {
+            "workspace_id": newest["workspace_id"],
+            "project_name": newest["project_name"],
+            "client_name": newest["client_name"],
+            "open_tasks": len(project_tasks) - done,
+            "done_tasks": done,
+            "tasks": len(project_tasks),
+            # tracked_seconds is milliseconds
+            "hours_tracked": sum((t["tracked_seconds"] or 0) / 3_600_000 for t in project_tasks),
+            "hours_estimated": sum((t["estimated_seconds"] or 0) / 3600 for t in project_tasks),
+        }
+    return expected
+
+
+def assert_mart_matches(rows: list[dict[str, Any]], tasks: Mapping[int, dict[str, Any]]) -> None:
+    expected = expected_project_hours(tasks)
+    landed = {row["project_id"]: row for row in rows}
+    assert len(landed) == len(rows), "a project has more than one row"
+    assert sorted(landed) == sorted(expected), "the mart and the server know different projects"
+    for project_id, want in expected.items():
+        row = landed[project_id]
+        for name in ("workspace_id", "project_name", "client_name", *COUNTS):
+            assert row[name] == want[name], f"project {project_id}: {name} differs"
+        for name in HOURS:
+            assert float(row[name]) == pytest.approx(want[name], rel=1e-9), (
+                f"project {project_id}: {name} differs"
+            )
+
+
+def duckdb_mart(path: Path) -> list[dict[str, Any]]:
+    import duckdb  # noqa: PLC0415 - only the pipeline tests need it
+
+    with duckdb.connect(str(path), read_only=True) as db:
+        cursor = db.execute(SELECT_MART)
+        names = [column[0] for column in cursor.description or ()]
+        return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+
+def postgres_query(url: str, sql: str) -> list[dict[str, Any]]:
+    import psycopg  # noqa: PLC0415 - only the pipeline tests need it
+    from psycopg.rows import dict_row  # noqa: PLC0415
+
+    with psycopg.connect(url, row_factory=dict_row) as db:
+        return db.execute(sql).fetchall()
+
+
+def postgres_execute(url: str, sql: str) -> None:
+    import psycopg  # noqa: PLC0415
+
+    with psycopg.connect(url) as db:
+        db.execute(sql)
+
+
+def open_task_in_project(toggl: TogglServer, *, not_in: int | None = None) -> dict[str, Any]:
+    return next(
+        task
+        for _, task in sorted(toggl.tasks.items())
+        if task["active"] and task["server_deleted_at"] is None and task["project_id"] != not_in
+    )
+
+
+def delete_one_finish_another(toggl: TogglServer, mart: list[dict[str, Any]]) -> dict[int, int]:
+    """In Toggl: an open task deleted, an open task of another project done, a project renamed.
+    Returns the open counts the mart must show next, for the two projects touched."""
+    deleted = open_task_in_project(toggl)
+    finished = open_task_in_project(toggl, not_in=deleted["project_id"])
+    toggl.delete(deleted["id"])
+    toggl.mark_done(finished["id"])
+    toggl.modify(finished["id"], project_name="Renamed project ✓")
+    open_before = {row["project_id"]: row["open_tasks"] for row in mart}
+    return {
+        deleted["project_id"]: open_before[deleted["project_id"]] - 1,
+        finished["project_id"]: open_before[finished["project_id"]] - 1,
+    }
+
+
+def assert_open_counts(rows: list[dict[str, Any]], open_tasks: Mapping[int, int]) -> None:
+    landed = {row["project_id"]: row["open_tasks"] for row in rows}
+    assert {project: landed[project] for project in open_tasks} == open_tasks
+
+
+@pytest.mark.slow
+def test_toggl_to_duckdb_builds_project_hours_equal_to_the_servers_tasks(tmp_path: Path) -> None:
+    install_plugins("tap-toggl-tasks", "target-duckdb", "dbt-duckdb")
+    with TogglServer(demo_tasks(400), api_token=API_TOKEN) as toggl:
+        meltano = Meltano(meltano_env(toggl, tmp_path))
+        warehouse = tmp_path / "warehouse.duckdb"
+
+        meltano("run", "toggl-to-duckdb")
+
+        first = duckdb_mart(warehouse)
+        assert_mart_matches(first, toggl.tasks)
+        open_next = delete_one_finish_another(toggl, first)
+
+        meltano("run", "toggl-to-duckdb")
+
+        second = duckdb_mart(warehouse)
+        assert_mart_matches(second, toggl.tasks)
+        assert_open_counts(second, open_next)
+        assert "Renamed project ✓" in {row["project_name"] for row in second}
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[str]:
+    """postgresql://postgres@127.0.0.1:<port> of a private server, up for this module only."""
+    with private_postgres() as url:
+        yield url
+
+
+@pytest.mark.slow
+def test_toggl_to_postgres_builds_project_hours_equal_to_the_servers_tasks(
+    postgres: str, tmp_path: Path
+) -> None:
+    install_plugins("tap-toggl-tasks", "target-postgres", "dbt-postgres")
+    warehouse = create_database(postgres, "warehouse_dbt")
+    with TogglServer(demo_tasks(300), api_token=API_TOKEN) as toggl:
+        meltano = Meltano(
+            meltano_env(
+                toggl,
+                tmp_path,
+                TARGET_POSTGRES_SQLALCHEMY_URL=warehouse.replace(
+                    "postgresql://", "postgresql+psycopg://", 1
+                ),
+            )
+        )
+
+        meltano("run", "toggl-to-postgres")
+
+        first = postgres_query(warehouse, SELECT_MART)
+        assert_mart_matches(first, toggl.tasks)
+        postgres_execute(warehouse, "create table first_load as select * from toggl.tasks")
+        open_next = delete_one_finish_another(toggl, first)
+
+        meltano("run", "toggl-to-postgres")
+
+        second = postgres_query(warehouse, SELECT_MART)
+        assert_mart_matches(second, toggl.tasks)
+        assert_open_counts(second, open_next)
+
+        # What an append-only loader leaves: every version of a task, the old ones too.
+        postgres_execute(warehouse, "alter table toggl.tasks drop constraint tasks_pkey")
+        postgres_execute(warehouse, "insert into toggl.tasks select * from first_load")
+        meltano("invoke", "dbt-postgres:build")
+
+        assert_mart_matches(postgres_query(warehouse, SELECT_MART), toggl.tasks)
+
+
+@pytest.mark.slow
+def test_a_failing_dbt_test_fails_the_job(tmp_path: Path) -> None:
+    install_plugins("tap-toggl-tasks", "target-duckdb", "dbt-duckdb")
+    tasks = [*demo_tasks(20), make_task(9001, tracked_seconds=-3_600_000)]
+    with TogglServer(tasks, api_token=API_TOKEN) as toggl:
+        env = meltano_env(toggl, tmp_path)
+        done = subprocess.run(
+            [str(MELTANO_BIN / "meltano"), "run", "toggl-to-duckdb"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    output = done.stdout + done.stderr
+    assert API_TOKEN not in output
+    assert done.returncode != 0, output[-3000:]
+    assert "FAIL 1 non_negative_stg_tasks_hours_tracked" in output, output[-3000:]
+    assert "SKIP relation toggl_analytics.project_hours" in output, output[-3000:]
+
+
+def terminal_columns(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
+@pytest.mark.slow
+def test_demo_shows_project_hours_aligned_and_draws_a_chart(tmp_path: Path) -> None:
+    if re.search(r"^TAP_TOGGL_TASKS_(API_TOKEN|EMAIL)=", _dotenv(), re.MULTILINE):
+        pytest.skip(".env holds a real Toggl token: the demo would read that account")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAP_TOGGL_", "TARGET_"))}
+    env["MELTANO_DATABASE_URI"] = f"sqlite:///{tmp_path / 'meltano.db'}"
+    env["TARGET_DUCKDB_FILEPATH"] = str(tmp_path / "demo.duckdb")
+
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "demo")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    shown = done.stdout.split("Hours per project:", 1)[1]
+    expected = expected_project_hours({task["id"]: task for task in demo_tasks(500)})
+    lines = []
+    for project in expected.values():
+        line = next(line for line in shown.splitlines() if project["project_name"] in line)
+        numbers = line.split(project["client_name"] or "-", 1)[1].split()
+        assert numbers[:3] == [
+            str(project["open_tasks"]),
+            str(project["done_tasks"]),
+            f"{project['hours_tracked']:.1f}",
+        ], line
+        lines.append(line)
+    # Every row's hours end in the same terminal column, wide CJK names included.
+    assert len({terminal_columns(line.rstrip(BAR_CHARACTERS)) for line in lines}) == 1, shown
+    chart = tmp_path / "demo-project-hours.svg"
+    assert f"the same as a chart: {chart}" in shown
+    svg = html.unescape(chart.read_text(encoding="utf-8"))
+    assert all(project["project_name"] in svg for project in expected.values())
+
+
+def _dotenv() -> str:
+    dotenv = ROOT / ".env"
+    return dotenv.read_text(encoding="utf-8") if dotenv.exists() else ""

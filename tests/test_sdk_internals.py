@@ -1,0 +1,61 @@
+"""Fences: each SDK behaviour the tap leans on beyond plain public calls, checked directly, so an
+SDK upgrade that changes one fails here, by name, instead of somewhere deep in a sync."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+
+from singer_sdk import Tap
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.plugin_base import PluginBase
+
+from tap_toggl_tasks import sdk_internals
+from tap_toggl_tasks.schema import TASK_SCHEMA
+from tap_toggl_tasks.tap import TapTogglTasks
+
+
+def test_the_sdks_conformance_function_is_still_there_and_conforms() -> None:
+    parameters = inspect.signature(sdk_internals.conform_record_data_types).parameters
+    assert list(parameters) == ["stream_name", "record", "schema", "level", "logger"]
+    conformed = sdk_internals.conform_record_data_types(
+        stream_name="tasks",
+        record={"id": 1, "active": 1},
+        schema=TASK_SCHEMA,
+        level=TypeConformanceLevel.RECURSIVE,
+        logger=logging.getLogger("fence"),
+    )
+    assert conformed == {"id": 1, "active": True}
+
+
+def test_the_sdk_still_installs_its_termination_handler_for_sigterm() -> None:
+    handler = getattr(Tap, sdk_internals.TERMINATION_HANDLER)
+    assert list(inspect.signature(handler).parameters) == ["self", "signum", "frame"]
+    source = inspect.getsource(PluginBase)
+    assert f"signal.signal(signal.SIGTERM, self.{sdk_internals.TERMINATION_HANDLER})" in source
+
+
+def test_the_signpost_caps_the_bookmark_and_own_keys_survive_finalizing() -> None:
+    # Public calls, but the tap's bookmark rests on their exact effect: finalizing promotes the
+    # newest value seen, capped at the signpost, and leaves the stream's other keys alone.
+    tap = TapTogglTasks(
+        config={"api_token": "t"},
+        state={"bookmarks": {"tasks": {"largest_page": 7}}},
+        parse_env_config=False,
+    )
+    manager = tap.streams["tasks"].state_manager
+    manager.write_replication_key_signpost("2026-01-01T00:00:05.000000+00:00")
+    for at in ("2026-01-01T00:00:01.000000+00:00", "2026-01-01T00:00:09.000000+00:00"):
+        manager.increment_state({"at": at}, replication_key="at")
+    manager.increment_state({"at": "2025-01-01T00:00:00.000000+00:00"}, replication_key="at")
+    manager.finalize_state(manager.stream_state)
+
+    assert tap.state == {
+        "bookmarks": {
+            "tasks": {
+                "largest_page": 7,
+                "replication_key": "at",
+                "replication_key_value": "2026-01-01T00:00:05.000000+00:00",
+            }
+        }
+    }
