@@ -19,7 +19,9 @@ import logging
 import os
 import re
 import subprocess
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -184,15 +186,18 @@ def sync_account(account: str) -> None:
     log.info("Account %s: %s", account, " ".join(command))
     last_line: dict[str, str] = {}
     meltano_errors: list[str] = []
-    with subprocess.Popen(  # noqa: S603 - our command; the name is checked to be an identifier
-        command,
-        cwd=PROJECT_ROOT,
-        env=this.environment(token, os.environ, hidden),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    ) as meltano:
+    with (
+        own_meltano_folder(account) as folder,
+        subprocess.Popen(  # noqa: S603 - our command; the name is checked to be an identifier
+            command,
+            cwd=PROJECT_ROOT,
+            env={**this.environment(token, os.environ, hidden), **folder},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as meltano,
+    ):
         for line in meltano.stdout or ():
             log.info("%s", line.rstrip())
             if parsed := _MELTANO_LINE.match(line.rstrip()):
@@ -202,6 +207,27 @@ def sync_account(account: str) -> None:
                     meltano_errors.append(message)
     if meltano.returncode != 0:
         raise RuntimeError(f"Account {account}: {failure(last_line, meltano_errors)}")
+
+
+@contextmanager
+def own_meltano_folder(account: str) -> Iterator[dict[str, str]]:
+    """A `.meltano` folder for this run alone, sharing the project's installed plugins.
+
+    Meltano 4.4 keeps a tap's catalog and its input state.json in .meltano/run/<plugin>/, one
+    folder for every `meltano run` in the project: two accounts syncing at once on one worker
+    would read each other's catalog and state (tested: half-written catalogs). Each run gets its
+    own run folder; the state itself stays in the shared state database.
+    """
+    shared = Path(os.environ.get("MELTANO_SYS_DIR_ROOT") or PROJECT_ROOT / ".meltano")
+    with tempfile.TemporaryDirectory(prefix=f"meltano-{account}-") as own:
+        for plugins in ("extractors", "loaders"):
+            (Path(own) / plugins).symlink_to(shared / plugins, target_is_directory=True)
+        yield {
+            "MELTANO_SYS_DIR_ROOT": own,
+            # Meltano's default state database lives in its folder: keep using the shared one.
+            "MELTANO_DATABASE_URI": os.environ.get("MELTANO_DATABASE_URI")
+            or f"sqlite:///{shared / 'meltano.db'}",
+        }
 
 
 def failure(last_line: Mapping[str, str], meltano_errors: list[str]) -> str:
