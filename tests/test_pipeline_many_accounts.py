@@ -232,7 +232,7 @@ def airflow_task_instances(url: str) -> dict[str, dict[str, Any]]:
 
     with psycopg.connect(url.replace("+psycopg2", ""), row_factory=dict_row) as db:
         rows = db.execute(
-            "select rendered_map_index, state, try_number, start_date, end_date"
+            "select rendered_map_index, state, try_number, start_date, end_date, pool"
             " from task_instance where task_id = 'sync'"
         ).fetchall()
     return {row["rendered_map_index"]: row for row in rows}
@@ -329,9 +329,9 @@ def test_an_executor_runs_the_accounts_at_the_same_time(accounts: Accounts, post
     log = done.stdout + done.stderr
     assert sorted(met) == ["acme", "globex"], log[-6000:]
     runs = airflow_task_instances(airflow_db)
-    assert {name: (ti["state"], ti["try_number"]) for name, ti in runs.items()} == {
-        "acme": ("success", 1),
-        "globex": ("success", 1),
+    assert {name: (ti["state"], ti["try_number"], ti["pool"]) for name, ti in runs.items()} == {
+        "acme": ("success", 1, "toggl_accounts"),
+        "globex": ("success", 1, "toggl_accounts"),
     }
     assert re.search(r"DagRun Finished: [^\n]*, state=success,", log), log[-6000:]
     # Airflow's own record agrees: each good account's task started before the other ended.
