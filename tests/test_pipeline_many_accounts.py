@@ -340,3 +340,84 @@ def test_an_executor_runs_the_accounts_at_the_same_time(accounts: Accounts, post
     assert globex["start_date"] < acme["end_date"]
     assert_warehouse_matches(accounts.rows("acme"), accounts.servers["acme"].tasks)
     assert_warehouse_matches(accounts.rows("globex"), accounts.servers["globex"].tasks)
+
+
+# Runs inside Airflow's virtualenv: the DAG module's reading of accounts.yml and the environment
+# it builds for one account's `meltano` process.
+CHECK_ACCOUNTS = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import toggl_accounts as dag
+
+answers = {}
+for number, text in enumerate(json.loads(sys.argv[2])):
+    path = Path(sys.argv[3]) / f"accounts{number}.yml"
+    path.write_text(text)
+    try:
+        answers[text] = [account.name for account in dag.read_accounts(path)]
+    except dag.AccountsError as error:
+        answers[text] = str(error).replace(str(path), "accounts.yml")
+listed = dag.read_accounts(path)
+hidden = {name for account in listed for name in account.token_variables()}
+worker = {"PATH": "/bin", "TOGGL_TOKEN_A": "a-secret", "AIRFLOW_VAR_TOKEN_B": "b-secret",
+          "AIRFLOW_CONN_CONN_C": "c-secret", "TAP_TOGGL_TASKS_API_TOKEN": "worker-wide"}
+print(json.dumps({"answers": answers, "env_a": listed[0].environment("a-secret", worker, hidden)}))
+"""
+GOOD_LIST = """accounts:
+  - name: a
+    token_env: TOGGL_TOKEN_A
+    settings: {start_date: '2024-01-01', page_size: 500}
+  - name: b
+    token_variable: token_b
+  - name: c
+    token_connection: conn_c
+"""
+
+
+def test_accounts_file_mistakes_are_named_and_each_process_sees_one_token(
+    plugins_installed: None, tmp_path: Path
+) -> None:
+    mistakes: dict[str, str | list[str]] = {
+        "accounts:\n  - name: Acme\n    token_env: T\n": (
+            "accounts.yml, account 1: name 'Acme' must be lowercase letters, digits and _, "
+            "starting with a letter, at most 57 characters (it names the schema toggl_<name>)."
+        ),
+        "accounts:\n  - name: a\n    token_env: T\n  - name: a\n    token_env: U\n": (
+            "accounts.yml, account 2: the name a is used twice."
+        ),
+        "accounts:\n  - name: a\n": (
+            "accounts.yml, account 1 (a): give exactly one of token_env, token_variable, "
+            "token_connection, naming where the token is; never the token itself."
+        ),
+        "accounts:\n  - name: a\n    token_env: T\n    settings: {api_token: tok}\n": (
+            "accounts.yml, account 1 (a): credentials never go in this file; name where the "
+            "token is with one of token_env, token_variable, token_connection."
+        ),
+        "accounts:\n": [],
+        GOOD_LIST: ["a", "b", "c"],
+    }
+    airflow_python = ROOT / ".meltano" / "utilities" / "airflow" / "venv" / "bin" / "python"
+    done = subprocess.run(
+        [
+            *(str(airflow_python), "-c", CHECK_ACCOUNTS, str(ROOT / "orchestrate" / "dags")),
+            *(json.dumps(list(mistakes)), str(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": os.environ["PATH"], "AIRFLOW_HOME": str(tmp_path / "airflow")},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    checked = json.loads(done.stdout.splitlines()[-1])
+
+    assert checked["answers"] == mistakes
+    # Account a's process: its token in the one variable the tap reads, no other account's.
+    assert checked["env_a"] == {
+        "PATH": "/bin",
+        "TAP_TOGGL_TASKS_START_DATE": "2024-01-01",
+        "TAP_TOGGL_TASKS_PAGE_SIZE": "500",
+        "TAP_TOGGL_TASKS_API_TOKEN": "a-secret",
+        "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": "toggl_a",
+    }
