@@ -305,10 +305,10 @@ def test_an_executor_runs_the_accounts_at_the_same_time(accounts: Accounts, post
     accounts.meltano.env.update(
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=airflow_db, AIRFLOW__CORE__EXECUTOR="LocalExecutor"
     )
-    # Each good account's first request waits, up to a minute, for the other's to arrive: both
+    # Each good account's first request waits, up to three minutes, for the other's to arrive: both
     # get through only if the two accounts' syncs are in flight together.
     met: list[str] = []
-    both = threading.Barrier(2, timeout=60)
+    both = threading.Barrier(2, timeout=180)
 
     def wait_for_the_other(server: TogglServer) -> None:
         both.wait()
