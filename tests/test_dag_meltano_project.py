@@ -53,7 +53,12 @@ def test_schedules_of_included_files_become_dags_with_their_env(tmp_path: Path) 
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
     }
     done = subprocess.run(
-        [str(AIRFLOW_PYTHON), "-c", LOAD_DAG_FOLDER, str(ROOT / "orchestrate" / "dags")],
+        [
+            str(AIRFLOW_PYTHON),
+            "-c",
+            LOAD_DAG_FOLDER,
+            str(ROOT / "orchestrate" / "dags" / "meltano_schedules.py"),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
