@@ -8,12 +8,11 @@ import pytest
 
 from tests.meltano_project import (
     API_TOKEN,
-    Meltano,
     assert_warehouse_matches,
     awkward_tasks,
     duckdb_rows,
     install_plugins,
-    meltano_env,
+    meltano_project,
     requests_since,
     run_after_changes,
 )
@@ -27,8 +26,8 @@ def test_every_task_lands_once_and_a_second_run_brings_only_the_changes(tmp_path
     install_plugins("tap-toggl-tasks", "target-duckdb")
     tasks = demo_tasks(1500) + awkward_tasks()
     with TogglServer(tasks, api_token=API_TOKEN) as toggl:
-        meltano = Meltano(meltano_env(toggl, tmp_path))
-        warehouse = tmp_path / "warehouse.duckdb"
+        meltano = meltano_project(tmp_path, toggl)
+        warehouse = meltano.warehouse
 
         meltano("run", "tap-toggl-tasks", "target-duckdb")
 
