@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
 NOT_RUN = re.compile(r"<!-- not run by CI: (?P<reason>[^>]+?) -->")
 # `<your token>`, and the per-account forms `<acme token>` of the accounts recipe.
 TOKEN_PLACEHOLDER = re.compile(r"<[\w' ]*token>")
@@ -157,6 +158,12 @@ def leaked_into_git(repository: Path, secret: str) -> list[str]:
 
 
 def clean_environ(**extra: str) -> dict[str, str]:
-    """A new user's shell: none of this machine's tap, loader, Meltano or Airflow settings."""
+    """A new user's shell: none of this machine's tap, loader, Meltano or Airflow settings, and
+    the checkout's download caches, so that a fresh clone installs in seconds, not minutes."""
     foreign = ("TAP_", "TARGET_", "MELTANO_", "AIRFLOW", "VIRTUAL_ENV", "PYTHONPATH")
-    return {**{k: v for k, v in os.environ.items() if not k.startswith(foreign)}, **extra}
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(foreign)},
+        "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR", str(ROOT / ".cache" / "uv")),
+        "PIP_CACHE_DIR": os.environ.get("PIP_CACHE_DIR", str(ROOT / ".cache" / "pip")),
+        **extra,
+    }

@@ -10,6 +10,7 @@ order in one copy, so each finds what the sections before it installed and loade
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,9 +70,6 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
             create_database(postgres, database)
         env = clean_environ(
             PATH=path_outside(ROOT),
-            # Downloads from the caches the checkout's scripts use, so the walk stays minutes.
-            UV_CACHE_DIR=os.environ.get("UV_CACHE_DIR", str(ROOT / ".cache" / "uv")),
-            PIP_CACHE_DIR=os.environ.get("PIP_CACHE_DIR", str(ROOT / ".cache" / "pip")),
             # Toggl itself, for every command that reads the environment (Meltano, --config ENV).
             TAP_TOGGL_TASKS_API_URL=toggl.url,
         )
@@ -93,6 +91,47 @@ def test_readme_section_runs_as_written(walk: Walk, section: str) -> None:
     assert not trouble, f"README section {section!r}: the tap complained:\n" + "\n".join(trouble)
     assert TOKEN not in done.output, f"README section {section!r} printed the token"
     assert not leaked_into_git(walk.clone, TOKEN), "a file git would commit holds the token"
+
+
+# Settings that would send the tests elsewhere, if they leaked into them.
+WRONG_SETTINGS = {
+    "TAP_TOGGL_TASKS_API_TOKEN": "wrong-token-in-dotenv",
+    "TAP_TOGGL_TASKS_API_URL": "http://127.0.0.1:9/api/v9",
+    "TARGET_DUCKDB_FILEPATH": "/nonexistent/warehouse.duckdb",
+    "MELTANO_DATABASE_URI": "sqlite:////nonexistent/meltano.db",
+}
+
+
+@pytest.mark.slow
+def test_after_the_walk_the_tests_pass_whatever_the_user_set(walk: Walk) -> None:
+    """The clone now holds what a user who followed the README has: a `.env` with tokens, extra
+    accounts and a stream map in meltano.yml, installed plugins, warehouses and state. The tests
+    must not depend on any of it, nor on a wrong token in `.env` and another one exported."""
+    dotenv = walk.clone / ".env"
+    kept = [
+        line
+        for line in dotenv.read_text().splitlines()
+        if line.split("=", 1)[0] not in WRONG_SETTINGS
+    ]
+    dotenv.write_text("\n".join([*kept, *(f"{k}={v}" for k, v in WRONG_SETTINGS.items())]) + "\n")
+    env = {**walk.env, "TAP_TOGGL_TASKS_API_TOKEN": "wrong-token-exported"}
+    pytest_in_clone = [".venv/bin/pytest", "-q", "-p", "no:cacheprovider"]
+
+    for selection in (
+        ["-m", "not slow"],
+        # The pipelines the README's edits to meltano.yml used to break.
+        ["tests/test_pipeline_duckdb.py", "tests/test_pipeline_accounts.py"],
+    ):
+        done = subprocess.run(
+            [*pytest_in_clone, *selection],
+            cwd=walk.clone,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
 
 
 def test_every_block_that_is_not_run_says_why() -> None:
