@@ -89,7 +89,10 @@ def make_project(folder: Path, *snippets: dict[str, Any]) -> Path:
         if (ROOT / name).is_dir():
             ignore = shutil.ignore_patterns("__pycache__")
             shutil.copytree(ROOT / name, folder / name, ignore=ignore)
+    # What a clone has of output/: its .gitignore, which makes the folder exist in every clone
+    # (target-duckdb does not create it).
     (folder / "output").mkdir()
+    shutil.copy2(ROOT / "output" / ".gitignore", folder / "output")
     system_dir = folder / ".meltano"
     system_dir.mkdir()
     for kind in PLUGIN_KINDS:
