@@ -60,7 +60,7 @@ def main(warehouse: str, started: str) -> None:
     print(f"    {'id':>6}  {'name':<40} {'state':<6} {'project':<22} {'hours':>6}  at (UTC)")
     for task_id, name, is_active, project, hours, at in rows:
         state = "active" if is_active else "done"
-        cells = f"{fit(name, 40)} {state:<6} {fit(project or '-', 22)}"
+        cells = f"{fit(name or '-', 40)} {state:<6} {fit(project or '-', 22)}"
         print(f"    {task_id:>6}  {cells} {hours:>6}  {at}")
     print("  query it with the DuckDB CLI or Python: see the README, The warehouse\n")
 
