@@ -32,6 +32,10 @@ BACKOFF_FIRST_WAIT = 2.0  # seconds; doubles on each retry: 2, 4, 8, 16
 # State key: when a full sync (one without `since`, so blind to deletions) began that has not
 # finished. While it is there, a full sync also asks for tasks changed since then.
 DELETIONS_UNSEEN_SINCE = "deletions_unseen_since"
+# State key: the settings that decide which tasks Toggl returns, as the bookmark was made with.
+# A bookmark says nothing about tasks outside its filter, so a change of filter syncs everything.
+FILTERS = "filters"
+FILTER_SETTINGS = ("include_not_active", "include_hidden", "search")
 
 
 class TasksStream(RESTStream[int]):
@@ -75,6 +79,14 @@ class TasksStream(RESTStream[int]):
 
     @override
     def get_records(self, context: Context | None) -> Iterable[Task]:
+        if self.filters_changed():
+            self.logger.warning(
+                "The settings %s changed since the bookmark was made (%s, now %s): the bookmark "
+                "says nothing about tasks outside its old filter, so this run syncs everything.",
+                ", ".join(FILTER_SETTINGS),
+                self.stream_state[FILTERS],
+                self.filters(),
+            )
         full_sync = self.since(context) is None
         unseen = self.stream_state.get(DELETIONS_UNSEEN_SINCE)
         if full_sync and not unseen:
@@ -92,6 +104,7 @@ class TasksStream(RESTStream[int]):
         if not gap:
             # Done: the bookmark, at most this sync's start, covers deletions from now on.
             self.stream_state.pop(DELETIONS_UNSEEN_SINCE, None)
+            self.stream_state[FILTERS] = self.filters()
             return
         self.logger.warning(
             "Toggl's task list changed under this sync more than it could bridge, so some "
@@ -118,13 +131,27 @@ class TasksStream(RESTStream[int]):
     ) -> dict[str, Any]:
         params: dict[str, Any] = {
             "include_not_active": str(self.config["include_not_active"]).lower(),
+            "include_hidden": str(self.config["include_hidden"]).lower(),
             "meta": str(self.config["meta"]).lower(),
             "per_page": self.config["page_size"],
             "offset": next_page_token or 0,
         }
+        # `inbox` is not sent: it applies Toggl's "inbox priority logic", undocumented, to what
+        # comes back, and a warehouse wants every task as it is.
+        if search := self.config.get("search"):
+            params["search"] = search
         if (since := self.since(context)) is not None:
             params["since"] = since
         return params
+
+    def filters(self) -> dict[str, Any]:
+        """The settings that decide which tasks Toggl returns, as they are now."""
+        return {name: self.config.get(name) for name in FILTER_SETTINGS}
+
+    def filters_changed(self) -> bool:
+        """Whether the bookmark was made with other filters (states older than 0.2 hold none)."""
+        made_with = self.stream_state.get(FILTERS)
+        return made_with is not None and made_with != self.filters()
 
     def since(self, context: Context | None) -> int | None:
         """The bookmark (or start_date) in whole UNIX seconds, rounded down.
@@ -133,6 +160,9 @@ class TasksStream(RESTStream[int]):
         """
         if self._since_override is not None:
             return self._since_override
+        if self.filters_changed():
+            start_date = self.config.get("start_date")
+            return None if start_date is None else math.floor(as_utc(start_date).timestamp())
         start = self.get_starting_timestamp(context)
         return None if start is None else math.floor(start.timestamp())
 

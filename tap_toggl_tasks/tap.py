@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import json
+import logging
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import click
 import simplejson
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.singerlib import Message, RecordMessage
+from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
 
 from tap_toggl_tasks.errors import TogglError, TogglInputError
@@ -75,6 +79,19 @@ SETTINGS = th.PropertiesList(
         "one sync never reaches the warehouse as done.",
     ),
     th.Property(
+        "include_hidden",
+        th.BooleanType,
+        default=True,
+        description="Include tasks Toggl hides (`include_hidden`). Keep it true: Toggl does not "
+        "say what it hides, and a warehouse should hold every task.",
+    ),
+    th.Property(
+        "search",
+        th.StringType,
+        description="Only tasks whose name, project or client contains this text (`search`). "
+        "Changing it makes the next run a full sync, since the bookmark covered the old filter.",
+    ),
+    th.Property(
         "meta",
         th.BooleanType,
         default=True,
@@ -127,6 +144,7 @@ class TapTogglTasks(Tap):
     message_writer_class = TasksMessageWriter
 
     def __init__(self, *args: Any, validate_config: bool = True, **kwargs: Any) -> None:
+        logging.getLogger("singer_sdk").addFilter(_NORMAL_CASE_NOISE)  # once: addFilter dedupes
         super().__init__(*args, validate_config=validate_config, **kwargs)
         if validate_config and (errors := settings_errors(self.config)):
             raise ConfigValidationError("Config validation failed", errors=errors)
@@ -168,6 +186,26 @@ class TapTogglTasks(Tap):
             sys.exit(1)
 
     @override
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        # --test runs while click parses the command line, before invoke() could explain errors.
+        try:
+            with _quiet_test_abort(logging.getLogger(f"{cls.name}.{TasksStream.name}")):
+                super().cb_test(ctx, param, value)
+        except click.exceptions.Exit as done:
+            if done.exit_code == 0 and value == CliTestOptionValue.All.value:
+                cls.logger.info("Connection test passed: Toggl accepted the credentials.")
+            raise
+        except ConfigValidationError as exc:
+            for error in exc.errors:
+                cls.logger.error("%s", error)  # noqa: TRY400
+            cls.logger.error("Config validation failed: the connection was not tested.")  # noqa: TRY400
+            ctx.exit(1)
+        except TogglError as exc:
+            cls.logger.error("Connection test failed. %s", exc)  # noqa: TRY400
+            ctx.exit(1)
+
+    @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         try:
             super()._handle_termination(signum, frame)  # writes the state, then exits 0
@@ -181,6 +219,41 @@ class TapTogglTasks(Tap):
             raise SystemExit(128 + signum) from None
 
 
+class _DropNormalCaseNoise(logging.Filter):
+    """Drops SDK log lines that describe this tap's normal case as if it were a problem."""
+
+    NOISE = (
+        # Toggl documents no order, so the bookmark advances only when a sync completes: the
+        # README says so, and a warning on every run would teach users to ignore warnings.
+        "Stream is assumed to be unsorted",
+    )
+
+    @override
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.NOISE)
+
+
+class _DropTestAbort(logging.Filter):
+    """Drops the SDK's "unhandled error" line: --test stops after one record by raising."""
+
+    @override
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("An unhandled error occurred while syncing")
+
+
+_NORMAL_CASE_NOISE = _DropNormalCaseNoise()
+
+
+@contextlib.contextmanager
+def _quiet_test_abort(stream_logger: logging.Logger) -> Iterator[None]:
+    quiet = _DropTestAbort()
+    stream_logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        stream_logger.removeFilter(quiet)
+
+
 def settings_errors(config: Mapping[str, Any]) -> list[str]:
     """What is wrong with settings the JSON schema cannot judge alone; empty when all is well."""
     errors = []
@@ -190,7 +263,8 @@ def settings_errors(config: Mapping[str, Any]) -> list[str]:
     elif not config.get("api_token") and not has_login:
         errors.append(
             "No credentials: set api_token (Toggl Track > Profile settings > API Token), or "
-            "email and password; e.g. TAP_TOGGL_TASKS_API_TOKEN in the environment."
+            "email and password: in the file given with --config, or as "
+            "TAP_TOGGL_TASKS_API_TOKEN in the environment with --config ENV."
         )
     elif has_login and not (config.get("email") and config.get("password")):
         errors.append("email and password go together: set both, or use api_token instead.")

@@ -22,6 +22,7 @@ def test_full_sync_emits_every_task_once_in_one_request(
     params = server.requests[0].params
     assert params == {
         "include_not_active": "true",
+        "include_hidden": "true",
         "meta": "true",
         "per_page": "1000",
         "offset": "0",
@@ -194,3 +195,36 @@ def test_test_mode_reads_one_record(server: TogglServer, tmp_path: Path) -> None
 
     assert run.returncode == 0, run.stderr
     assert len(run.records) == 1
+
+
+def test_test_mode_says_it_passed_without_an_error_line(
+    server: TogglServer, tmp_path: Path
+) -> None:
+    run = run_tap(config_for(server), tmp_path, args=("--test",))
+
+    assert run.returncode == 0, run.stderr
+    assert run.errors == []
+    assert "Connection test passed" in run.stderr
+
+
+def test_test_mode_with_a_bad_token_explains_in_one_line(
+    server: TogglServer, tmp_path: Path
+) -> None:
+    run = run_tap(config_for(server, api_token="wrong"), tmp_path, args=("--test",))
+
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert run.errors == [run.error]
+    assert run.error.startswith("Connection test failed. Toggl refused the credentials (HTTP 403")
+
+
+def test_test_mode_without_credentials_says_what_is_missing(
+    server: TogglServer, tmp_path: Path
+) -> None:
+    run = run_tap(config_for(server, api_token=None), tmp_path, args=("--test",))
+
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert run.errors[0].startswith("No credentials: set api_token")
+    assert run.error == "Config validation failed: the connection was not tested."
+    assert server.requests == []

@@ -273,7 +273,14 @@ class TogglServer:
                 return task.get("server_deleted_at") is None
             return parse_at(task["at"]).timestamp() >= int(since)
 
-        rows = [task for task in self.tasks.values() if wanted(task)]
+        search = params.get("search", "").casefold()
+
+        def found(task: dict[str, Any]) -> bool:
+            # Toggl searches the task's name, its project's name and its client's name.
+            fields = (task.get("name"), task.get("project_name"), task.get("client_name"))
+            return not search or any(search in str(value).casefold() for value in fields)
+
+        rows = [task for task in self.tasks.values() if wanted(task) and found(task)]
         if self.order == "at":
             rows.sort(key=lambda task: (parse_at(task["at"]), task["id"]))
         else:
