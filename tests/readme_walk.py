@@ -20,7 +20,9 @@ NOT_RUN = re.compile(r"<!-- not run by CI: (?P<reason>[^>]+?) -->")
 # `<your token>`, and the per-account forms `<acme token>` of the accounts recipe.
 TOKEN_PLACEHOLDER = re.compile(r"<[\w' ]*token>")
 TOGGL_API_URL = "https://api.track.toggl.com/api/v9"
-POSTGRES_HOSTS = ("loader:secret@db.example.com", "meltano:secret@db.example.com")
+# `postgresql+psycopg://<user>:secret@db.example.com/<database>`, whatever the user and database.
+POSTGRES_HOST = re.compile(r"\w+:secret@db\.example\.com")
+POSTGRES_DATABASE = re.compile(r"@db\.example\.com/(\w+)")
 # What the tap logs when something is wrong; a user following the README must not see it. The
 # SDK's own format names the level; Meltano relays the tap's lines under a level of its own.
 TAP_TROUBLE = re.compile(
@@ -106,9 +108,7 @@ def as_run_here(code: str, stand_ins: StandIns) -> str:
     """The block with the README's placeholders replaced by the local stand-ins."""
     code = TOKEN_PLACEHOLDER.sub(stand_ins.token, code)
     code = code.replace(TOGGL_API_URL, stand_ins.toggl_url)
-    for host in POSTGRES_HOSTS:
-        code = code.replace(host, stand_ins.postgres_host)
-    return code
+    return POSTGRES_HOST.sub(stand_ins.postgres_host, code)
 
 
 @dataclass(frozen=True)

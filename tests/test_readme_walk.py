@@ -19,6 +19,7 @@ import pytest
 
 from tests.meltano_project import ROOT, create_database, private_postgres
 from tests.readme_walk import (
+    POSTGRES_DATABASE,
     TAP_TROUBLE,
     Block,
     StandIns,
@@ -66,7 +67,7 @@ def path_outside(root: Path) -> str:
 def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
     clone = copy_repository(ROOT, tmp_path_factory.mktemp("clone"))
     with TogglServer(walk_tasks(), api_token=TOKEN) as toggl, private_postgres() as postgres:
-        for database in ("warehouse", "meltano"):
+        for database in sorted(set(POSTGRES_DATABASE.findall(README))):
             create_database(postgres, database)
         env = clean_environ(
             PATH=path_outside(ROOT),
