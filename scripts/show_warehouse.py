@@ -47,8 +47,8 @@ def main(warehouse: str, started: str) -> None:
         ).fetchone() or (0, 0, 0, 0, 0)
         rows = db.execute(
             """
-            select id, name, active, project_name, round(tracked_seconds / 3600000, 1), at
-            from toggl.tasks order by at desc limit 5
+            select id, name, active, project_name, round(tracked_seconds / 3600000, 1), "at"
+            from toggl.tasks order by "at" desc limit 5
             """
         ).fetchall()
     path = Path(warehouse)
@@ -59,9 +59,10 @@ def main(warehouse: str, started: str) -> None:
     print("  the five changed last:")
     print(f"    {'id':>6}  {'name':<40} {'state':<6} {'project':<22} {'hours':>6}  at (UTC)")
     for task_id, name, is_active, project, hours, at in rows:
-        state = "active" if is_active else "done"
+        # Toggl may leave any field but id and at empty.
+        state = {True: "active", False: "done", None: "-"}[is_active]
         cells = f"{fit(name or '-', 40)} {state:<6} {fit(project or '-', 22)}"
-        print(f"    {task_id:>6}  {cells} {hours:>6}  {at}")
+        print(f"    {task_id:>6}  {cells} {'-' if hours is None else hours:>6}  {at}")
     print("  query it with the DuckDB CLI or Python: see the README, The warehouse\n")
 
 
