@@ -111,20 +111,22 @@ def _fingerprint(plugin: str, project: Mapping[str, Any]) -> str:
 def install_plugins(*plugins: str) -> None:
     """Install Meltano (the project's own script) and these plugins into the shared cache,
     unless they were installed from the same pip_url before: quick once cached."""
+    if "meltano" not in _installed:
+        meltano = subprocess.run(
+            ["bash", "-c", "set -euo pipefail; source scripts/setup-meltano"],
+            cwd=ROOT,
+            env=_clean_environ(),
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+        if meltano.returncode != 0:
+            pytest.fail(f"installing Meltano failed:\n{meltano.stderr[-3000:]}")
+        _installed.add("meltano")
     missing = [plugin for plugin in plugins if plugin not in _installed]
     if not missing:
         return
-    meltano = subprocess.run(
-        ["bash", "-c", "set -euo pipefail; source scripts/setup-meltano"],
-        cwd=ROOT,
-        env=_clean_environ(),
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    if meltano.returncode != 0:
-        pytest.fail(f"installing Meltano failed:\n{meltano.stderr[-3000:]}")
     project = shipped_project()
     stamps = {plugin: PLUGIN_CACHE / ".meltano" / f".installed-{plugin}" for plugin in missing}
     stale = [
