@@ -4,10 +4,31 @@ Usage: show_warehouse.py WAREHOUSE.duckdb RUN_STARTED (local time, ISO 8601)
 """
 
 import sys
+import unicodedata
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
+
+
+def width(text: str) -> int:
+    """Columns a terminal gives the text: East Asian wide characters (CJK, most emoji) take two,
+    combining marks none. The loader's virtualenv has no wcwidth; Python's own Unicode tables
+    give the same answer for task names."""
+    return sum(
+        0 if unicodedata.combining(char) else 2 if unicodedata.east_asian_width(char) in "WF" else 1
+        for char in text
+    )
+
+
+def fit(text: str, columns: int) -> str:
+    """The text cut to at most `columns` terminal columns, then padded to exactly that many."""
+    kept = ""
+    for char in text:
+        if width(kept + char) > columns:
+            break
+        kept += char
+    return kept + " " * (columns - width(kept))
 
 
 def main(warehouse: str, started: str) -> None:
@@ -26,8 +47,8 @@ def main(warehouse: str, started: str) -> None:
         ).fetchone() or (0, 0, 0, 0, 0)
         rows = db.execute(
             """
-            select id, name, active, project_name, round(tracked_seconds / 3600000, 1), at
-            from toggl.tasks order by at desc limit 5
+            select id, name, active, project_name, round(tracked_seconds / 3600000, 1), "at"
+            from toggl.tasks order by "at" desc limit 5
             """
         ).fetchall()
     path = Path(warehouse)
@@ -38,8 +59,10 @@ def main(warehouse: str, started: str) -> None:
     print("  the five changed last:")
     print(f"    {'id':>6}  {'name':<40} {'state':<6} {'project':<22} {'hours':>6}  at (UTC)")
     for task_id, name, is_active, project, hours, at in rows:
-        state = "active" if is_active else "done"
-        print(f"    {task_id:>6}  {name[:40]:<40} {state:<6} {project or '-':<22} {hours:>6}  {at}")
+        # Toggl may leave any field but id and at empty.
+        state = {True: "active", False: "done", None: "-"}[is_active]
+        cells = f"{fit(name or '-', 40)} {state:<6} {fit(project or '-', 22)}"
+        print(f"    {task_id:>6}  {cells} {'-' if hours is None else hours:>6}  {at}")
     print("  query it with the DuckDB CLI or Python: see the README, The warehouse\n")
 
 

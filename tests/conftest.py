@@ -28,6 +28,14 @@ SECRETS = (
 )
 
 
+# The tap's console script, started with -c. Under `--config ENV` the SDK loads the `.env` that
+# python-dotenv finds, and lets it override the environment. Run from a file (`-m`, the console
+# script), python-dotenv searches upward from the SDK's own folder: with a virtualenv inside the
+# checkout, the developer's `.env`. Run with -c, it searches from the working directory instead,
+# the test's own folder, so the test's variables are what the tap sees.
+TAP_PROGRAM = "from tap_toggl_tasks.tap import TapTogglTasks; TapTogglTasks.cli()"
+
+
 @dataclass
 class TapRun:
     """What one run of `tap-toggl-tasks` printed, parsed into Singer messages."""
@@ -79,10 +87,12 @@ def run_tap(
     env: dict[str, str] | None = None,
     timeout: float = 120,
 ) -> TapRun:
-    """Run `python -m tap_toggl_tasks` as a user would, with a config file (and a state file)."""
+    """Run the tap as a user would, with a config file (and a state file), in tmp_path."""
     config_file = tmp_path / "config.json"
     config_file.write_text(json.dumps(config))
-    command = [sys.executable, "-m", "tap_toggl_tasks", "--config", str(config_file), *args]
+    # An empty .env that python-dotenv finds first: see TAP_PROGRAM.
+    (tmp_path / ".env").touch()
+    command = [sys.executable, "-c", TAP_PROGRAM, "--config", str(config_file), *args]
     if state is not None:
         state_file = tmp_path / "state.json"
         state_file.write_text(json.dumps(state))
@@ -91,6 +101,7 @@ def run_tap(
     clean_env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_TOGGL_TASKS_")}
     done = subprocess.run(
         command,
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=timeout,

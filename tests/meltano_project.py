@@ -1,15 +1,21 @@
 """This repository's Meltano project, run for real by the pipeline tests, and what they compare.
 
-Meltano and the plugins are installed by `scripts/setup-meltano`, the same script `scripts/demo`
-uses, so the tests exercise what users run. Each test gets its own state database and warehouse
-through environment variables; the installed plugins under `.meltano/` are shared and cached.
+Meltano itself is installed by `scripts/setup-meltano`, the same script `scripts/demo` uses. Each
+test runs in a project of its own, a copy of this one in a temporary folder: its own meltano.yml
+(as the repository ships it), `.meltano/` (state database, logs) and `output/` (warehouse), and
+no `.env`, so nothing a developer did in the checkout (the quick start's `.env`, the README's
+edits to meltano.yml, exported `TAP_*`, `TARGET_*`, `MELTANO_*` variables) changes an outcome.
+Only the installed plugin virtualenvs are shared, from a cache of their own, so that each is
+installed once rather than once per test.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -20,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tap_toggl_tasks.schema import TASK_SCHEMA, TIMESTAMP_FIELDS
 from tap_toggl_tasks.tap import LOOKBACK_SECONDS
@@ -27,6 +34,11 @@ from tests.toggl_server import TogglServer, make_task, parse_at
 
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO_BIN = ROOT / ".meltano-venv" / "bin"
+# A Meltano project of its own whose `.meltano/` holds the plugin virtualenvs the tests share.
+PLUGIN_CACHE = ROOT / ".cache" / "meltano-test-plugins"
+PLUGIN_KINDS = ("extractors", "loaders", "utilities")
+# What a Meltano project holds besides meltano.yml, copied when present.
+PROJECT_FOLDERS = ("orchestrate", "transform", "analyze")
 API_TOKEN = "tok-pipeline-never-print-me"
 TASK_FIELDS = tuple(TASK_SCHEMA["properties"])
 # Variables of a developer's shell that would point the runs at other settings or databases.
@@ -35,37 +47,139 @@ _FOREIGN_PREFIXES = ("TAP_TOGGL_TASKS_", "TARGET_", "MELTANO_", "AIRFLOW")
 _installed: set[str] = set()
 
 
+def shipped_project() -> dict[str, Any]:
+    """meltano.yml without the README's recipes that a user may have applied to it.
+
+    The README tells users to add extractors inheriting from tap-toggl-tasks (several accounts)
+    and to set a stream map on it (seconds); the tests check the project as shipped, and apply
+    those recipes themselves where they test them.
+    """
+    project: dict[str, Any] = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
+    plugins = project["plugins"]
+    plugins["extractors"] = [p for p in plugins["extractors"] if "inherit_from" not in p]
+    # `meltano config set` writes into the active environment's copy of the plugin.
+    in_environments = [
+        plugin
+        for environment in project.get("environments") or []
+        for plugin in ((environment.get("config") or {}).get("plugins") or {}).get("extractors", [])
+    ]
+    for plugin in plugins["extractors"] + in_environments:
+        for recipe_setting in ("stream_maps", "stream_map_config"):
+            (plugin.get("config") or {}).pop(recipe_setting, None)
+    for plugin in plugins["extractors"]:
+        if plugin.get("pip_url") == "-e .":
+            plugin["pip_url"] = f"-e {ROOT}"  # a copy has no tap source of its own
+    return project
+
+
+def make_project(folder: Path, *snippets: dict[str, Any]) -> Path:
+    """A copy of this Meltano project in `folder`, with README snippets merged in as a user would
+    paste them, sharing the cached plugin virtualenvs."""
+    project = shipped_project()
+    extractors = project["plugins"]["extractors"]
+    for snippet in snippets:
+        for plugin in snippet["plugins"]["extractors"]:
+            known = next((p for p in extractors if p["name"] == plugin["name"]), None)
+            if known is None:
+                extractors.append(plugin)
+            else:
+                known.setdefault("config", {}).update(plugin.get("config") or {})
+    folder.mkdir(parents=True)
+    (folder / "meltano.yml").write_text(yaml.safe_dump(project, sort_keys=False))
+    for name in PROJECT_FOLDERS:
+        if (ROOT / name).is_dir():
+            ignore = shutil.ignore_patterns("__pycache__")
+            shutil.copytree(ROOT / name, folder / name, ignore=ignore)
+    # What a clone has of output/: its .gitignore, which makes the folder exist in every clone
+    # (target-duckdb does not create it).
+    (folder / "output").mkdir()
+    shutil.copy2(ROOT / "output" / ".gitignore", folder / "output")
+    system_dir = folder / ".meltano"
+    system_dir.mkdir()
+    for kind in PLUGIN_KINDS:
+        (PLUGIN_CACHE / ".meltano" / kind).mkdir(parents=True, exist_ok=True)
+        (system_dir / kind).symlink_to(PLUGIN_CACHE / ".meltano" / kind)
+    return folder
+
+
+def _fingerprint(plugin: str, project: Mapping[str, Any]) -> str:
+    """What an installed plugin was installed from: its pip_url, and the tap's dependencies."""
+    pip_urls = {p["name"]: p.get("pip_url") for kind in project["plugins"].values() for p in kind}
+    pyproject = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    return json.dumps({"pip_url": pip_urls.get(plugin), "pyproject": pyproject})
+
+
 def install_plugins(*plugins: str) -> None:
-    """Install Meltano and these plugins with the project's own script (quick once cached)."""
+    """Install Meltano (the project's own script) and these plugins into the shared cache,
+    unless they were installed from the same pip_url before: quick once cached."""
+    if "meltano" not in _installed:
+        meltano = subprocess.run(
+            ["bash", "-c", "set -euo pipefail; source scripts/setup-meltano"],
+            cwd=ROOT,
+            env=_clean_environ(),
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+        if meltano.returncode != 0:
+            pytest.fail(f"installing Meltano failed:\n{meltano.stderr[-3000:]}")
+        _installed.add("meltano")
     missing = [plugin for plugin in plugins if plugin not in _installed]
     if not missing:
         return
-    done = subprocess.run(
-        [
-            "bash",
-            "-c",
-            'set -euo pipefail; source scripts/setup-meltano; meltano_install "$@"',
-            "meltano_install",
-            *missing,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"installing {missing} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    project = shipped_project()
+    stamps = {plugin: PLUGIN_CACHE / ".meltano" / f".installed-{plugin}" for plugin in missing}
+    stale = [
+        plugin
+        for plugin, stamp in stamps.items()
+        if not stamp.exists() or stamp.read_text() != _fingerprint(plugin, project)
+    ]
+    if stale:
+        PLUGIN_CACHE.mkdir(parents=True, exist_ok=True)
+        (PLUGIN_CACHE / "meltano.yml").write_text(yaml.safe_dump(project, sort_keys=False))
+        env = {**_clean_environ(), "PATH": f"{MELTANO_BIN}{os.pathsep}{os.environ['PATH']}"}
+        done = subprocess.run(
+            [str(MELTANO_BIN / "meltano"), "install", *stale],
+            cwd=PLUGIN_CACHE,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+        if done.returncode != 0:
+            pytest.fail(f"installing {stale} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+        for plugin in stale:
+            stamps[plugin].write_text(_fingerprint(plugin, project))
     _installed.update(missing)
+
+
+def _clean_environ() -> dict[str, str]:
+    """The test process's environment without the developer's tap, loader or Meltano settings,
+    with the download caches the scripts use."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_PREFIXES)}
+    return {
+        **base,
+        "UV_CACHE_DIR": base.get("UV_CACHE_DIR", str(ROOT / ".cache" / "uv")),
+        "PIP_CACHE_DIR": base.get("PIP_CACHE_DIR", str(ROOT / ".cache" / "pip")),
+        "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
 
 
 @dataclass
 class Meltano:
-    """`meltano` in this project, with an environment of its own (state db, warehouse, Toggl)."""
+    """`meltano` in a project of its own, with an environment of its own (Toggl, databases)."""
 
     env: dict[str, str]
-    cwd: Path = ROOT
+    cwd: Path
     secrets: tuple[str, ...] = (API_TOKEN,)
+
+    @property
+    def warehouse(self) -> Path:
+        """The DuckDB file target-duckdb writes by default."""
+        return self.cwd / "output" / "warehouse.duckdb"
 
     def __call__(self, *args: str, timeout: float = 600) -> str:
         """Run one Meltano command; fail the test with the end of its log when it fails."""
@@ -94,21 +208,21 @@ class Meltano:
         return parse_at(stream["replication_key_value"])
 
 
-def meltano_env(toggl: TogglServer, state_dir: Path, **extra: str) -> dict[str, str]:
-    """A user's shell environment, with this Toggl server and state and warehouse in state_dir."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_PREFIXES)}
+def meltano_env(toggl: TogglServer, **extra: str) -> dict[str, str]:
+    """A user's shell environment, with Meltano on PATH and this Toggl server's URL and token."""
+    base = _clean_environ()
     return {
         **base,
         "PATH": f"{MELTANO_BIN}{os.pathsep}{base.get('PATH', '')}",
-        "UV_CACHE_DIR": base.get("UV_CACHE_DIR", str(ROOT / ".cache" / "uv")),
-        "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
-        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "MELTANO_DATABASE_URI": f"sqlite:///{state_dir / 'meltano.db'}",
-        "TARGET_DUCKDB_FILEPATH": str(state_dir / "warehouse.duckdb"),
         "TAP_TOGGL_TASKS_API_URL": toggl.url,
         "TAP_TOGGL_TASKS_API_TOKEN": API_TOKEN,
         **extra,
     }
+
+
+def meltano_project(tmp_path: Path, toggl: TogglServer, **extra: str) -> Meltano:
+    """Meltano in a fresh copy of this project under tmp_path, reading this Toggl server."""
+    return Meltano(meltano_env(toggl, **extra), cwd=make_project(tmp_path / "project"))
 
 
 def awkward_tasks() -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from tests.meltano_project import (
     Meltano,
     duckdb_rows,
     install_plugins,
+    make_project,
     meltano_env,
 )
 from tests.toggl_server import TogglServer, make_task, parse_at
@@ -35,32 +36,12 @@ def readme_yaml(section: str) -> dict[str, Any]:
     return parsed
 
 
-def project_with(tmp_path: Path, *snippets: dict[str, Any]) -> Path:
-    """A copy of this Meltano project with README snippets merged in, as a user would paste them."""
-    project = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
-    extractors = project["plugins"]["extractors"]
-    for snippet in snippets:
-        for plugin in snippet["plugins"]["extractors"]:
-            known = next((p for p in extractors if p["name"] == plugin["name"]), None)
-            if known is None:
-                extractors.append(plugin)
-            else:
-                known.setdefault("config", {}).update(plugin["config"])
-    for plugin in extractors:
-        if plugin.get("pip_url") == "-e .":
-            plugin["pip_url"] = f"-e {ROOT}"  # the copy has no tap source of its own
-    folder = tmp_path / "project"
-    folder.mkdir()
-    (folder / "meltano.yml").write_text(yaml.safe_dump(project, sort_keys=False))
-    return folder
-
-
 def test_two_accounts_keep_their_own_state_and_tracked_seconds_become_seconds(
     tmp_path: Path,
 ) -> None:
     install_plugins("tap-toggl-tasks", "target-duckdb")  # Meltano itself, and a warm cache
-    folder = project_with(
-        tmp_path,
+    folder = make_project(
+        tmp_path / "project",
         readme_yaml("Several Toggl accounts"),
         readme_yaml("`tracked_seconds` in seconds"),
     )
@@ -72,8 +53,6 @@ def test_two_accounts_keep_their_own_state_and_tracked_seconds_become_seconds(
     ):
         env = meltano_env(
             acme,
-            tmp_path,
-            MELTANO_PROJECT_ROOT=str(folder),
             TAP_TOGGL_TASKS__ACME_API_URL=acme.url,
             TAP_TOGGL_TASKS__ACME_API_TOKEN=ACME_TOKEN,
             TAP_TOGGL_TASKS__GLOBEX_API_URL=globex.url,
@@ -91,7 +70,7 @@ def test_two_accounts_keep_their_own_state_and_tracked_seconds_become_seconds(
 
         meltano(*run)
 
-        rows = {row["id"]: row for row in duckdb_rows(tmp_path / "warehouse.duckdb")}
+        rows = {row["id"]: row for row in duckdb_rows(folder / "output" / "warehouse.duckdb")}
         servers = {**acme.tasks, **globex.tasks}
         assert sorted(rows) == sorted(servers)
         for task_id, task in servers.items():
@@ -114,5 +93,5 @@ def test_two_accounts_keep_their_own_state_and_tracked_seconds_become_seconds(
             assert [r.params.get("since") for r in server.requests[before:]] == [
                 str(math.floor(newest.timestamp()) - LOOKBACK_SECONDS)
             ]
-        landed = {row["id"]: row for row in duckdb_rows(tmp_path / "warehouse.duckdb")}
+        landed = {row["id"]: row for row in duckdb_rows(folder / "output" / "warehouse.duckdb")}
         assert landed[3]["name"] == "acme changed"

@@ -11,19 +11,17 @@ import pytest
 
 from tests.meltano_project import (
     API_TOKEN,
-    ROOT,
-    Meltano,
+    PLUGIN_CACHE,
     assert_warehouse_matches,
     awkward_tasks,
     duckdb_rows,
     install_plugins,
-    meltano_env,
+    meltano_project,
 )
 from tests.toggl_server import TogglServer, demo_tasks
 
 pytestmark = pytest.mark.slow
-AIRFLOW_PYTHON = ROOT / ".meltano" / "utilities" / "airflow" / "venv" / "bin" / "python"
-DAGS_FOLDER = ROOT / "orchestrate" / "dags"
+AIRFLOW_PYTHON = PLUGIN_CACHE / ".meltano" / "utilities" / "airflow" / "venv" / "bin" / "python"
 # Runs inside Airflow's own virtualenv: what Airflow's DAG processor makes of the folder.
 LOAD_DAG_FOLDER = """
 import json, sys
@@ -36,6 +34,7 @@ print(json.dumps({
             "schedule": dag.schedule,
             "catchup": dag.catchup,
             "max_active_runs": dag.max_active_runs,
+            "paused_at_creation": dag.is_paused_upon_creation,
             "commands": [task.bash_command for task in dag.tasks],
             "cwd": [task.cwd for task in dag.tasks],
         }
@@ -54,10 +53,10 @@ def airflow_installed() -> None:
 @pytest.mark.usefixtures("airflow_installed")
 def test_dag_folder_imports_and_has_a_dag_per_meltano_schedule(tmp_path: Path) -> None:
     with TogglServer(api_token=API_TOKEN) as toggl:
-        meltano = Meltano(meltano_env(toggl, tmp_path))
+        meltano = meltano_project(tmp_path, toggl)
         schedules = json.loads(meltano("schedule", "list", "--format=json"))["schedules"]["job"]
     done = subprocess.run(
-        [str(AIRFLOW_PYTHON), "-c", LOAD_DAG_FOLDER, str(DAGS_FOLDER)],
+        [str(AIRFLOW_PYTHON), "-c", LOAD_DAG_FOLDER, str(meltano.cwd / "orchestrate" / "dags")],
         capture_output=True,
         text=True,
         timeout=300,
@@ -74,8 +73,10 @@ def test_dag_folder_imports_and_has_a_dag_per_meltano_schedule(tmp_path: Path) -
             "schedule": schedule["cron_interval"],
             "catchup": False,
             "max_active_runs": 1,
+            # Airflow pauses new DAGs unless told: a schedule added to meltano.yml must run.
+            "paused_at_creation": False,
             "commands": [f"meltano run {schedule['job']['name']}"],
-            "cwd": [str(ROOT)],
+            "cwd": [str(meltano.cwd)],
         }
         for schedule in schedules
     }
@@ -84,7 +85,7 @@ def test_dag_folder_imports_and_has_a_dag_per_meltano_schedule(tmp_path: Path) -
 @pytest.mark.usefixtures("airflow_installed")
 def test_airflow_dags_test_runs_the_scheduled_job_into_duckdb(tmp_path: Path) -> None:
     with TogglServer(demo_tasks(400) + awkward_tasks(), api_token=API_TOKEN) as toggl:
-        meltano = Meltano(meltano_env(toggl, tmp_path, AIRFLOW_HOME=str(tmp_path / "airflow")))
+        meltano = meltano_project(tmp_path, toggl, AIRFLOW_HOME=str(tmp_path / "airflow"))
         meltano("invoke", "airflow:migrate")
 
         log = meltano(
@@ -92,5 +93,5 @@ def test_airflow_dags_test_runs_the_scheduled_job_into_duckdb(tmp_path: Path) ->
         )
 
         assert "state=success" in log
-        assert_warehouse_matches(duckdb_rows(tmp_path / "warehouse.duckdb"), toggl.tasks)
+        assert_warehouse_matches(duckdb_rows(meltano.warehouse), toggl.tasks)
         assert meltano.state("dev:tap-toggl-tasks-to-target-duckdb")["singer_state"]["bookmarks"]

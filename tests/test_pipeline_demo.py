@@ -1,60 +1,148 @@
-"""`scripts/demo`, the README's main job, run twice the way a new user would."""
+"""`scripts/demo`, the README's main job, run the ways a new user would, on a fresh clone:
+without a token (the demo tasks), then with a token in the environment, then in `.env`; and the
+README's queries on every warehouse file it made, with the loader's DuckDB and a current one."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.meltano_project import ROOT, duckdb_rows
-from tests.toggl_server import demo_tasks
+from tests.meltano_project import (
+    API_TOKEN,
+    MELTANO_BIN,
+    ROOT,
+    assert_warehouse_matches,
+    awkward_tasks,
+    change_the_account,
+    duckdb_rows,
+    install_plugins,
+)
+from tests.readme_walk import clean_environ, copy_repository
+from tests.toggl_server import TogglServer, demo_tasks
 
 pytestmark = pytest.mark.slow
+# Every SQL the README feeds DuckDB, as `duckdb ... <<'SQL'` here-documents in its sh blocks.
+README_QUERIES = re.findall(
+    r"<<'SQL'\n(.*?)\nSQL\n", (ROOT / "README.md").read_text(encoding="utf-8"), re.DOTALL
+)
+RUN_QUERY = """
+import sys, duckdb
+with duckdb.connect(sys.argv[1], read_only=True) as db:
+    print(duckdb.__version__, len(db.sql(sys.argv[2]).fetchall()))
+"""
 
 
-def run_demo(env: dict[str, str]) -> str:
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh clone, sharing only the checkout's Meltano installation (not its plugins)."""
+    install_plugins()  # Meltano itself, in .meltano-venv
+    clone = copy_repository(ROOT, tmp_path_factory.mktemp("clone"))
+    (clone / ".meltano-venv").symlink_to(MELTANO_BIN.parent)
+    return clone
+
+
+@pytest.fixture(scope="module")
+def toggl() -> Iterator[TogglServer]:
+    """The user's Toggl account, for the runs with a token."""
+    with TogglServer(demo_tasks(300) + awkward_tasks(), api_token=API_TOKEN) as server:
+        yield server
+
+
+def run_demo(clone: Path, **env: str) -> str:
     done = subprocess.run(
-        [str(ROOT / "scripts" / "demo")],
-        cwd=ROOT,
-        env=env,
+        [str(clone / "scripts" / "demo")],
+        cwd=clone,
+        env=clean_environ(**env),
         capture_output=True,
         text=True,
         timeout=1800,
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "demo-token" not in done.stdout + done.stderr
+    for token in ("demo-token", API_TOKEN):
+        assert token not in done.stdout + done.stderr
     return done.stdout
 
 
-def test_demo_loads_the_demo_tasks_then_only_what_changed(tmp_path: Path) -> None:
-    if re.search(r"^TAP_TOGGL_TASKS_(API_TOKEN|EMAIL)=", _dotenv(), re.MULTILINE):
-        pytest.skip(".env holds a real Toggl token: the demo would read that account")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAP_TOGGL_", "TARGET_"))}
-    # The demo's own state and warehouse, so the test never touches a developer's.
-    env["MELTANO_DATABASE_URI"] = f"sqlite:///{tmp_path / 'meltano.db'}"
-    env["TARGET_DUCKDB_FILEPATH"] = str(tmp_path / "demo.duckdb")
+def loaded(report: str) -> int:
+    found = re.search(r"this run loaded (\d+) new or changed tasks", report)
+    assert found, report
+    return int(found.group(1))
+
+
+def test_without_a_token_the_demo_loads_the_demo_tasks_then_only_what_changed(
+    clone: Path,
+) -> None:
     served = demo_tasks(500)
     active = sum(1 for task in served if task["active"])
 
-    first = run_demo(env)
+    first = run_demo(clone)
 
-    assert "this run loaded 500 new or changed tasks" in first
+    assert "Warehouse: output/demo.duckdb, table toggl.tasks" in first
+    assert loaded(first) == 500
     assert f"it holds 500 tasks: {active} active, {500 - active} done, 0 deleted" in first
     assert '"replication_key":"at"' in first
-    assert len(duckdb_rows(tmp_path / "demo.duckdb")) == 500
+    assert len(duckdb_rows(clone / "output" / "demo.duckdb")) == 500
 
-    second = run_demo(env)
+    second = run_demo(clone)
 
-    loaded = re.search(r"this run loaded (\d+) new or changed tasks", second)
-    assert loaded, second
-    assert 1 <= int(loaded.group(1)) < 50, "the second run was not incremental"
+    assert 1 <= loaded(second) < 50, "the second run was not incremental"
     assert "it holds 500 tasks" in second
 
 
-def _dotenv() -> str:
-    dotenv = ROOT / ".env"
-    return dotenv.read_text(encoding="utf-8") if dotenv.exists() else ""
+def test_with_a_token_in_the_environment_the_demo_loads_the_account(
+    clone: Path, toggl: TogglServer
+) -> None:
+    report = run_demo(clone, TAP_TOGGL_TASKS_API_TOKEN=API_TOKEN, TAP_TOGGL_TASKS_API_URL=toggl.url)
+
+    assert "Warehouse: output/warehouse.duckdb, table toggl.tasks" in report
+    assert loaded(report) == len(toggl.tasks)
+    assert_warehouse_matches(duckdb_rows(clone / "output" / "warehouse.duckdb"), toggl.tasks)
+
+
+def test_with_a_token_in_dotenv_the_demo_loads_what_changed(
+    clone: Path, toggl: TogglServer
+) -> None:
+    """After the run with the token exported: the same account, now with its token in .env."""
+    (clone / ".env").write_text(f"TAP_TOGGL_TASKS_API_TOKEN={API_TOKEN}\n")
+    change_the_account(toggl)
+
+    report = run_demo(clone, TAP_TOGGL_TASKS_API_URL=toggl.url)
+
+    assert "Warehouse: output/warehouse.duckdb, table toggl.tasks" in report
+    # The four changes, and the few tasks at or after the bookmark: not the whole account.
+    assert 4 <= loaded(report) < len(toggl.tasks) // 10, "the run did not resume from the bookmark"
+    assert_warehouse_matches(duckdb_rows(clone / "output" / "warehouse.duckdb"), toggl.tasks)
+
+
+@pytest.mark.parametrize("warehouse", ["demo.duckdb", "warehouse.duckdb"])
+@pytest.mark.parametrize("duckdb_of", ["the loader", "a current DuckDB"])
+def test_the_readme_queries_work_on_every_warehouse_file(
+    clone: Path, warehouse: str, duckdb_of: str
+) -> None:
+    path = clone / "output" / warehouse
+    if not path.exists():
+        pytest.fail(f"{warehouse} is made by the demo tests above; run them too")
+    python = {
+        # The duckdb pinned in target-duckdb's pip_url, which wrote the file.
+        "the loader": clone / ".meltano" / "loaders" / "target-duckdb" / "venv" / "bin" / "python",
+        # The tests' own duckdb (`duckdb>=1.2.2`): the newest release when it was installed.
+        "a current DuckDB": Path(sys.executable),
+    }[duckdb_of]
+    assert README_QUERIES, "the README shows no DuckDB query"
+    for query in README_QUERIES:
+        done = subprocess.run(
+            [str(python), "-c", RUN_QUERY, str(path), query],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, f"{query}\n{done.stderr[-2000:]}"
+        version, rows = done.stdout.split()
+        assert int(rows) > 0, f"duckdb {version}: no rows from\n{query}"

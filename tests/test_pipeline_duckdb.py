@@ -8,16 +8,15 @@ import pytest
 
 from tests.meltano_project import (
     API_TOKEN,
-    Meltano,
     assert_warehouse_matches,
     awkward_tasks,
     duckdb_rows,
     install_plugins,
-    meltano_env,
+    meltano_project,
     requests_since,
     run_after_changes,
 )
-from tests.toggl_server import TogglServer, demo_tasks
+from tests.toggl_server import TogglServer, demo_tasks, make_task
 
 pytestmark = pytest.mark.slow
 STATE_ID = "dev:tap-toggl-tasks-to-target-duckdb"
@@ -27,8 +26,8 @@ def test_every_task_lands_once_and_a_second_run_brings_only_the_changes(tmp_path
     install_plugins("tap-toggl-tasks", "target-duckdb")
     tasks = demo_tasks(1500) + awkward_tasks()
     with TogglServer(tasks, api_token=API_TOKEN) as toggl:
-        meltano = Meltano(meltano_env(toggl, tmp_path))
-        warehouse = tmp_path / "warehouse.duckdb"
+        meltano = meltano_project(tmp_path, toggl)
+        warehouse = meltano.warehouse
 
         meltano("run", "tap-toggl-tasks", "target-duckdb")
 
@@ -42,3 +41,19 @@ def test_every_task_lands_once_and_a_second_run_brings_only_the_changes(tmp_path
 
         assert_warehouse_matches(duckdb_rows(warehouse), toggl.tasks)
         assert meltano.bookmark(STATE_ID) > bookmark
+
+
+def test_target_duckdb_stores_empty_strings_as_null(tmp_path: Path) -> None:
+    """target-duckdb 0.8.0 stages rows as CSV, where "" and a missing value look alike (README,
+    "The warehouse"). This pins that known loss: when a loader upgrade keeps "", this test fails,
+    and the README's warning can go."""
+    install_plugins("tap-toggl-tasks", "target-duckdb")
+    tasks = [make_task(1, name="", integration_ext_id=""), make_task(2, name="kept")]
+    with TogglServer(tasks, api_token=API_TOKEN) as toggl:
+        meltano = meltano_project(tmp_path, toggl)
+
+        meltano("run", "tap-toggl-tasks", "target-duckdb")
+
+    rows = {row["id"]: row for row in duckdb_rows(meltano.warehouse)}
+    assert (rows[1]["name"], rows[1]["integration_ext_id"]) == (None, None)
+    assert rows[2]["name"] == "kept"

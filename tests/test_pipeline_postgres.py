@@ -17,7 +17,9 @@ from tests.meltano_project import (
     awkward_tasks,
     create_database,
     install_plugins,
+    make_project,
     meltano_env,
+    meltano_project,
     postgres_rows,
     private_postgres,
     run_after_changes,
@@ -45,8 +47,8 @@ def test_every_task_lands_once_in_postgres_and_changes_update_it(
     install_plugins("tap-toggl-tasks", "target-postgres")
     warehouse = create_database(postgres, "warehouse_updates")
     with TogglServer(demo_tasks(300) + awkward_tasks(), api_token=API_TOKEN) as toggl:
-        meltano = Meltano(
-            meltano_env(toggl, tmp_path, TARGET_POSTGRES_SQLALCHEMY_URL=sqlalchemy(warehouse))
+        meltano = meltano_project(
+            tmp_path, toggl, TARGET_POSTGRES_SQLALCHEMY_URL=sqlalchemy(warehouse)
         )
 
         meltano("run", "tap-toggl-tasks", "target-postgres")
@@ -69,11 +71,13 @@ def test_state_in_postgres_carries_over_to_another_machine(postgres: str, tmp_pa
             "MELTANO_DATABASE_URI": system_db,
             "TARGET_POSTGRES_SQLALCHEMY_URL": sqlalchemy(warehouse),
         }
-        machine_a = Meltano(meltano_env(toggl, tmp_path / "a", **shared))
-        # Machine B has nothing of A's: its own .meltano folder, plugins installed afresh.
+        machine_a = meltano_project(tmp_path / "a", toggl, **shared)
+        # Machine B has nothing of A's: its own copy of the project and .meltano folder, plugins
+        # installed afresh.
         machine_b_dir = tmp_path / "b" / ".meltano"
         machine_b = Meltano(
-            meltano_env(toggl, tmp_path / "b", MELTANO_SYS_DIR_ROOT=str(machine_b_dir), **shared)
+            meltano_env(toggl, MELTANO_SYS_DIR_ROOT=str(machine_b_dir), **shared),
+            cwd=make_project(tmp_path / "b" / "project"),
         )
 
         machine_a("run", "tap-toggl-tasks", "target-postgres")

@@ -72,6 +72,8 @@ for schedule in job_schedules(PROJECT_ROOT):
         catchup=False,
         # Two runs at once would both start from the same bookmark and fetch the same tasks.
         max_active_runs=1,
+        # Airflow pauses new DAGs by default: a schedule added to meltano.yml would never run.
+        is_paused_upon_creation=False,
         default_args={"retries": 1, "retry_delay": timedelta(minutes=15)},
         tags=["meltano"],
     ):
