@@ -154,8 +154,8 @@ def assert_open_counts(rows: list[dict[str, Any]], open_tasks: Mapping[int, int]
 def test_toggl_to_duckdb_builds_project_hours_equal_to_the_servers_tasks(tmp_path: Path) -> None:
     install_plugins("tap-toggl-tasks", "target-duckdb", "dbt-duckdb")
     with TogglServer(demo_tasks(400), api_token=API_TOKEN) as toggl:
-        meltano = Meltano(meltano_env(toggl, tmp_path))
-        warehouse = tmp_path / "warehouse.duckdb"
+        meltano = meltano_project(tmp_path, toggl)
+        warehouse = meltano.warehouse
 
         meltano("run", "toggl-to-duckdb")
 
@@ -185,14 +185,12 @@ def test_toggl_to_postgres_builds_project_hours_equal_to_the_servers_tasks(
     install_plugins("tap-toggl-tasks", "target-postgres", "dbt-postgres")
     warehouse = create_database(postgres, "warehouse_dbt")
     with TogglServer(demo_tasks(300), api_token=API_TOKEN) as toggl:
-        meltano = Meltano(
-            meltano_env(
-                toggl,
-                tmp_path,
-                TARGET_POSTGRES_SQLALCHEMY_URL=warehouse.replace(
-                    "postgresql://", "postgresql+psycopg://", 1
-                ),
-            )
+        meltano = meltano_project(
+            tmp_path,
+            toggl,
+            TARGET_POSTGRES_SQLALCHEMY_URL=warehouse.replace(
+                "postgresql://", "postgresql+psycopg://", 1
+            ),
         )
 
         meltano("run", "toggl-to-postgres")
@@ -221,10 +219,10 @@ def test_a_failing_dbt_test_fails_the_job(tmp_path: Path) -> None:
     install_plugins("tap-toggl-tasks", "target-duckdb", "dbt-duckdb")
     tasks = [*demo_tasks(20), make_task(9001, tracked_seconds=-3_600_000)]
     with TogglServer(tasks, api_token=API_TOKEN) as toggl:
-        env = meltano_env(toggl, tmp_path)
+        env = meltano_env(toggl)
         done = subprocess.run(
             [str(MELTANO_BIN / "meltano"), "run", "toggl-to-duckdb"],
-            cwd=ROOT,
+            cwd=make_project(tmp_path / "project"),
             env=env,
             capture_output=True,
             text=True,

@@ -143,7 +143,6 @@ def accounts(
         warehouse = create_database(postgres, f"warehouse_{name}")
         env = meltano_env(
             acme,
-            tmp_path,
             MELTANO_DATABASE_URI=sqlalchemy(create_database(postgres, f"meltano_{name}")),
             TARGET_POSTGRES_SQLALCHEMY_URL=sqlalchemy(warehouse),
             AIRFLOW_HOME=str(tmp_path / "airflow"),
@@ -159,7 +158,7 @@ def accounts(
         )
         # No account may fall back on a token or server for all of them.
         del env["TAP_TOGGL_TASKS_API_TOKEN"], env["TAP_TOGGL_TASKS_API_URL"]
-        meltano = Meltano(env, secrets=tuple(TOKENS.values()))
+        meltano = Meltano(env, cwd=make_project(tmp_path / "project"), secrets=tuple(TOKENS.values()))
         yield Accounts(servers, meltano, warehouse, tmp_path / "airflow", accounts_file)
 
 

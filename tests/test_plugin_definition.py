@@ -184,7 +184,7 @@ def test_a_new_meltano_project_adds_the_definition_and_syncs_incrementally(tmp_p
     ensure_meltano()
     tasks = [make_task(i, active=i % 5 != 0) for i in range(1, 31)]
     with TogglServer(tasks, api_token=API_TOKEN) as toggl:
-        env = meltano_env(toggl, tmp_path)
+        env = meltano_env(toggl)
         Meltano(env, cwd=tmp_path)("init", "project", "--no-usage-stats")
         project = tmp_path / "project"
         meltano = Meltano(env, cwd=project)
