@@ -38,6 +38,7 @@ from tests.meltano_project import (
     awkward_tasks,
     create_database,
     install_plugins,
+    make_project,
     meltano_env,
     private_postgres,
 )
@@ -158,7 +159,9 @@ def accounts(
         )
         # No account may fall back on a token or server for all of them.
         del env["TAP_TOGGL_TASKS_API_TOKEN"], env["TAP_TOGGL_TASKS_API_URL"]
-        meltano = Meltano(env, cwd=make_project(tmp_path / "project"), secrets=tuple(TOKENS.values()))
+        meltano = Meltano(
+            env, cwd=make_project(tmp_path / "project"), secrets=tuple(TOKENS.values())
+        )
         yield Accounts(servers, meltano, warehouse, tmp_path / "airflow", accounts_file)
 
 
