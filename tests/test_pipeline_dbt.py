@@ -6,36 +6,28 @@ on both warehouses, before and after tasks are deleted and done in Toggl.
 
 from __future__ import annotations
 
-import html
-import os
-import re
 import subprocess
-import unicodedata
-from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.meltano_project import (
     API_TOKEN,
     MELTANO_BIN,
-    ROOT,
     create_database,
     install_plugins,
-    make_project,
-    meltano_env,
     meltano_project,
     private_postgres,
+    shipped_project,
 )
-from tests.toggl_server import TogglServer, demo_tasks, make_task, parse_at
+from tests.project_hours import expected_project_hours
+from tests.toggl_server import TogglServer, demo_tasks, make_task
 
 SELECT_MART = "select * from toggl_analytics.project_hours"
 COUNTS = ("open_tasks", "done_tasks", "tasks")
 HOURS = ("hours_tracked", "hours_estimated")
-BAR_CHARACTERS = "█▏▎▍▌▋▊▉ "
 
 
 def pinned_duckdb(pip_url: str) -> str:
@@ -50,38 +42,12 @@ def test_dbt_writes_the_warehouse_with_the_loaders_duckdb() -> None:
 
 
 def yaml_plugins() -> dict[str, str]:
-    """pip_url of every plugin in meltano.yml."""
-    project = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
+    """pip_url of every plugin in meltano.yml as the repository ships it."""
     return {
         plugin["name"]: plugin["pip_url"]
-        for plugins in project["plugins"].values()
+        for plugins in shipped_project()["plugins"].values()
         for plugin in plugins
     }
-
-
-def expected_project_hours(tasks: Mapping[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    """project_hours as the server's tasks say it should be, summed here in plain Python."""
-    projects: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for task in tasks.values():
-        if task["server_deleted_at"] is None and task["project_id"] is not None:
-            projects[task["project_id"]].append(task)
-    expected = {}
-    for project_id, project_tasks in projects.items():
-        # The project is named as its most recently changed task says.
-        newest = max(project_tasks, key=lambda task: (parse_at(task["at"]), task["id"]))
-        done = sum(task["active"] is False for task in project_tasks)
-        expected[project_id] = {
-            "workspace_id": newest["workspace_id"],
-            "project_name": newest["project_name"],
-            "client_name": newest["client_name"],
-            "open_tasks": len(project_tasks) - done,
-            "done_tasks": done,
-            "tasks": len(project_tasks),
-            # tracked_seconds is milliseconds
-            "hours_tracked": sum((t["tracked_seconds"] or 0) / 3_600_000 for t in project_tasks),
-            "hours_estimated": sum((t["estimated_seconds"] or 0) / 3600 for t in project_tasks),
-        }
-    return expected
 
 
 def assert_mart_matches(rows: list[dict[str, Any]], tasks: Mapping[int, dict[str, Any]]) -> None:
@@ -220,11 +186,12 @@ def test_a_failing_dbt_test_fails_the_job(tmp_path: Path) -> None:
     install_plugins("tap-toggl-tasks", "target-duckdb", "dbt-duckdb")
     tasks = [*demo_tasks(20), make_task(9001, tracked_seconds=-3_600_000)]
     with TogglServer(tasks, api_token=API_TOKEN) as toggl:
-        env = meltano_env(toggl)
+        # Run directly, not through Meltano(...), which fails the test when the job fails.
+        meltano = meltano_project(tmp_path, toggl)
         done = subprocess.run(
             [str(MELTANO_BIN / "meltano"), "run", "toggl-to-duckdb"],
-            cwd=make_project(tmp_path / "project"),
-            env=env,
+            cwd=meltano.cwd,
+            env=meltano.env,
             capture_output=True,
             text=True,
             timeout=600,
@@ -236,51 +203,3 @@ def test_a_failing_dbt_test_fails_the_job(tmp_path: Path) -> None:
     assert done.returncode != 0, output[-3000:]
     assert "FAIL 1 non_negative_stg_tasks_hours_tracked" in output, output[-3000:]
     assert "SKIP relation toggl_analytics.project_hours" in output, output[-3000:]
-
-
-def terminal_columns(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
-
-
-@pytest.mark.slow
-def test_demo_shows_project_hours_aligned_and_draws_a_chart(tmp_path: Path) -> None:
-    if re.search(r"^TAP_TOGGL_TASKS_(API_TOKEN|EMAIL)=", _dotenv(), re.MULTILINE):
-        pytest.skip(".env holds a real Toggl token: the demo would read that account")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAP_TOGGL_", "TARGET_"))}
-    env["MELTANO_DATABASE_URI"] = f"sqlite:///{tmp_path / 'meltano.db'}"
-    env["TARGET_DUCKDB_FILEPATH"] = str(tmp_path / "demo.duckdb")
-
-    done = subprocess.run(
-        [str(ROOT / "scripts" / "demo")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    shown = done.stdout.split("Hours per project:", 1)[1]
-    expected = expected_project_hours({task["id"]: task for task in demo_tasks(500)})
-    lines = []
-    for project in expected.values():
-        line = next(line for line in shown.splitlines() if project["project_name"] in line)
-        numbers = line.split(project["client_name"] or "-", 1)[1].split()
-        assert numbers[:3] == [
-            str(project["open_tasks"]),
-            str(project["done_tasks"]),
-            f"{project['hours_tracked']:.1f}",
-        ], line
-        lines.append(line)
-    # Every row's hours end in the same terminal column, wide CJK names included.
-    assert len({terminal_columns(line.rstrip(BAR_CHARACTERS)) for line in lines}) == 1, shown
-    chart = tmp_path / "demo-project-hours.svg"
-    assert f"the same as a chart: {chart}" in shown
-    svg = html.unescape(chart.read_text(encoding="utf-8"))
-    assert all(project["project_name"] in svg for project in expected.values())
-
-
-def _dotenv() -> str:
-    dotenv = ROOT / ".env"
-    return dotenv.read_text(encoding="utf-8") if dotenv.exists() else ""

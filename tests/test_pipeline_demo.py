@@ -1,12 +1,15 @@
 """`scripts/demo`, the README's main job, run the ways a new user would, on a fresh clone:
-without a token (the demo tasks), then with a token in the environment, then in `.env`; and the
-README's queries on every warehouse file it made, with the loader's DuckDB and a current one."""
+without a token (the demo tasks, and the project hours dbt builds from them, as a table and a
+chart), then with a token in the environment, then in `.env`; and the README's queries on every
+warehouse file it made, with the loader's DuckDB and a current one."""
 
 from __future__ import annotations
 
+import html
 import re
 import subprocess
 import sys
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,19 +25,25 @@ from tests.meltano_project import (
     duckdb_rows,
     install_plugins,
 )
+from tests.project_hours import expected_project_hours
 from tests.readme_walk import clean_environ, copy_repository
 from tests.toggl_server import TogglServer, demo_tasks
 
 pytestmark = pytest.mark.slow
-# Every SQL the README feeds DuckDB, as `duckdb ... <<'SQL'` here-documents in its sh blocks.
+# Every SQL the README feeds DuckDB, as `duckdb ... <<'SQL'` here-documents in its sh blocks
+# (not the dbt models it writes with `cat > ... <<'SQL'`, which only dbt can compile).
 README_QUERIES = re.findall(
-    r"<<'SQL'\n(.*?)\nSQL\n", (ROOT / "README.md").read_text(encoding="utf-8"), re.DOTALL
+    r"^duckdb [^\n]*<<'SQL'\n(.*?)\nSQL\n",
+    (ROOT / "README.md").read_text(encoding="utf-8"),
+    re.DOTALL | re.MULTILINE,
 )
 RUN_QUERY = """
 import sys, duckdb
 with duckdb.connect(sys.argv[1], read_only=True) as db:
     print(duckdb.__version__, len(db.sql(sys.argv[2]).fetchall()))
 """
+# What ends a row of the project-hours table after its hours: a bar of eighths of a block.
+BAR_CHARACTERS = "█▏▎▍▌▋▊▉ "
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +78,12 @@ def run_demo(clone: Path, **env: str) -> str:
     return done.stdout
 
 
+@pytest.fixture(scope="module")
+def no_token_report(clone: Path) -> str:
+    """What the demo prints the first time a new user runs it, with no token anywhere."""
+    return run_demo(clone)
+
+
 def loaded(report: str) -> int:
     found = re.search(r"this run loaded (\d+) new or changed tasks", report)
     assert found, report
@@ -76,12 +91,12 @@ def loaded(report: str) -> int:
 
 
 def test_without_a_token_the_demo_loads_the_demo_tasks_then_only_what_changed(
-    clone: Path,
+    clone: Path, no_token_report: str
 ) -> None:
     served = demo_tasks(500)
     active = sum(1 for task in served if task["active"])
 
-    first = run_demo(clone)
+    first = no_token_report
 
     assert "Warehouse: output/demo.duckdb, table toggl.tasks" in first
     assert loaded(first) == 500
@@ -93,6 +108,34 @@ def test_without_a_token_the_demo_loads_the_demo_tasks_then_only_what_changed(
 
     assert 1 <= loaded(second) < 50, "the second run was not incremental"
     assert "it holds 500 tasks" in second
+
+
+def terminal_columns(text: str) -> int:
+    """Columns a terminal gives the text: East Asian wide characters take two."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
+def test_without_a_token_the_demo_shows_project_hours_aligned_and_draws_a_chart(
+    clone: Path, no_token_report: str
+) -> None:
+    shown = no_token_report.split("Hours per project:", 1)[1]
+    served = demo_tasks(500)
+    expected = expected_project_hours({task["id"]: task for task in served})
+    lines = []
+    for project in expected.values():
+        line = next(line for line in shown.splitlines() if project["project_name"] in line)
+        numbers = line.split(project["client_name"] or "-", 1)[1].split()
+        assert numbers[:3] == [
+            str(project["open_tasks"]),
+            str(project["done_tasks"]),
+            f"{project['hours_tracked']:.1f}",
+        ], line
+        lines.append(line)
+    # Every row's hours end in the same terminal column, wide CJK names included.
+    assert len({terminal_columns(line.rstrip(BAR_CHARACTERS)) for line in lines}) == 1, shown
+    assert "the same as a chart: output/demo-project-hours.svg (open it in a browser)" in shown
+    svg = html.unescape((clone / "output" / "demo-project-hours.svg").read_text(encoding="utf-8"))
+    assert all(project["project_name"] in svg for project in expected.values())
 
 
 def test_with_a_token_in_the_environment_the_demo_loads_the_account(
