@@ -23,10 +23,11 @@ from tests.meltano_project import (
     API_TOKEN,
     MELTANO_BIN,
     ROOT,
-    Meltano,
     create_database,
     install_plugins,
+    make_project,
     meltano_env,
+    meltano_project,
     private_postgres,
 )
 from tests.toggl_server import TogglServer, demo_tasks, make_task, parse_at
