@@ -26,25 +26,32 @@ def run_until_killed(
     """Start the tap, read `after_lines` lines of its output, send `sig`, collect the rest."""
     (tmp_path / "config.json").write_text(json.dumps(config))
     (tmp_path / "state.json").write_text(json.dumps(state))
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tap_toggl_tasks",
-            "--config",
-            str(tmp_path / "config.json"),
-            "--state",
-            str(tmp_path / "state.json"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    lines = [process.stdout.readline() for _ in range(after_lines)]
-    process.send_signal(sig)
-    rest, stderr = process.communicate(timeout=60)
-    lines += rest.splitlines()
+    stderr_path = tmp_path / "stderr.txt"
+    with stderr_path.open("w") as stderr_file:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tap_toggl_tasks",
+                "--config",
+                str(tmp_path / "config.json"),
+                "--state",
+                str(tmp_path / "state.json"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=stderr_file,  # a file, not a pipe: stdout alone is read, so nothing can block
+            text=True,
+        )
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(after_lines)]
+        process.send_signal(sig)
+        # The rest through the same file object: readline() has read ahead, and communicate()
+        # would read the pipe itself, dropping the lines already buffered (RECORDs of a page
+        # whose STATE then arrives), as if the tap had never written them.
+        lines += process.stdout.read().splitlines()
+        process.stdout.close()
+        process.wait(timeout=60)
+    stderr = stderr_path.read_text()
     messages = []
     for line in lines:
         try:
@@ -89,6 +96,62 @@ def test_a_resumed_run_brings_every_change_an_interrupted_one_missed(
     names = {m["record"]["id"]: m["record"]["name"] for m in partial if m["type"] == "RECORD"} | {
         r["id"]: r["name"] for r in resumed.records
     }
+    assert all(names.get(task_id) == f"edited {task_id}" for task_id in EDITED)
+
+
+# Page 1 brings edited tasks 1..19 (RECORDs 1-10), page 2, at offset 9, 21..37 (RECORDs 11-19).
+@pytest.mark.parametrize(
+    ("after_record", "resumed_from"),
+    [(5, "0"), (10, "0"), (11, "9"), (19, "9")],
+    ids=["mid-page-1", "page-1-before-its-state", "page-2-first", "page-2-before-its-state"],
+)
+def test_sigterm_right_after_any_record_leaves_a_state_that_loses_nothing(
+    tmp_path: Path, after_record: int, resumed_from: str
+) -> None:
+    with TogglServer([make_task(i) for i in range(1, TASKS + 1)], api_token=API_TOKEN) as toggl:
+        config = config_for(toggl, page_size=10)
+        finished = run_tap(config, tmp_path)
+        for task_id in EDITED:
+            toggl.modify(task_id, name=f"edited {task_id}")
+        (tmp_path / "state.json").write_text(json.dumps(finished.final_state))
+        interrupted = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tests.tap_signalled_after_record",
+                str(after_record),
+                "SIGTERM",
+                "--config",
+                str(tmp_path / "config.json"),
+                "--state",
+                str(tmp_path / "state.json"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=Path(__file__).parent.parent,
+            check=False,
+        )
+        messages = [json.loads(line) for line in interrupted.stdout.splitlines()]
+        states = [m["value"] for m in messages if m["type"] == "STATE"]
+        first_resumed_request = len(toggl.requests)
+        resumed = run_tap(config, tmp_path, state=states[-1])
+        resumed_offsets = [r.params["offset"] for r in toggl.requests[first_resumed_request:]]
+
+    assert interrupted.returncode == 128 + signal.SIGTERM, interrupted.stderr
+    written = [m["record"]["id"] for m in messages if m["type"] == "RECORD"]
+    assert written == list(EDITED)[:after_record]
+    # Every STATE claims only pages whose RECORDs all came before it...
+    for position, message in enumerate(messages):
+        if message["type"] == "STATE" and UNFINISHED in message["value"]["bookmarks"]["tasks"]:
+            done = message["value"]["bookmarks"]["tasks"][UNFINISHED]["paging"]["previous_ids"]
+            before = {m["record"]["id"] for m in messages[:position] if m["type"] == "RECORD"}
+            assert set(done) <= before
+    # ...so the resumed run reads again the page the signal cut, and every edit arrives.
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed_offsets[0] == resumed_from
+    names = {m["record"]["id"]: m["record"]["name"] for m in messages if m["type"] == "RECORD"}
+    names |= {r["id"]: r["name"] for r in resumed.records}
     assert all(names.get(task_id) == f"edited {task_id}" for task_id in EDITED)
 
 
