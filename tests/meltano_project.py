@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MELTANO_BIN = ROOT / ".meltano-venv" / "bin"
 # A Meltano project of its own whose `.meltano/` holds the plugin virtualenvs the tests share.
 PLUGIN_CACHE = ROOT / ".cache" / "meltano-test-plugins"
+AIRFLOW_PYTHON = PLUGIN_CACHE / ".meltano" / "utilities" / "airflow" / "venv" / "bin" / "python"
 PLUGIN_KINDS = ("extractors", "loaders", "utilities")
 # What a Meltano project holds besides meltano.yml, copied when present.
 PROJECT_FOLDERS = ("orchestrate", "transform", "analyze")

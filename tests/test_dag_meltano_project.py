@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.meltano_project import PLUGIN_CACHE, install_plugins
+from tests.meltano_project import AIRFLOW_PYTHON, install_plugins
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
-AIRFLOW_PYTHON = PLUGIN_CACHE / ".meltano" / "utilities" / "airflow" / "venv" / "bin" / "python"
 LOAD_DAG_FOLDER = """
 import json, sys
 from airflow.dag_processing.dagbag import DagBag

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.meltano_project import (
+    AIRFLOW_PYTHON,
     API_TOKEN,
-    PLUGIN_CACHE,
     assert_warehouse_matches,
     awkward_tasks,
     duckdb_rows,
@@ -21,7 +21,6 @@ from tests.meltano_project import (
 from tests.toggl_server import TogglServer, demo_tasks
 
 pytestmark = pytest.mark.slow
-AIRFLOW_PYTHON = PLUGIN_CACHE / ".meltano" / "utilities" / "airflow" / "venv" / "bin" / "python"
 # Runs inside Airflow's own virtualenv: what Airflow's DAG processor makes of the folder.
 LOAD_DAG_FOLDER = """
 import json, sys
