@@ -57,7 +57,9 @@ def shipped_project() -> dict[str, Any]:
     """
     project: dict[str, Any] = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
     plugins = project["plugins"]
-    plugins["extractors"] = [p for p in plugins["extractors"] if "inherit_from" not in p]
+    # The README's recipes add inheriting plugins (an extractor per account, a loader per schema).
+    for kind in PLUGIN_KINDS:
+        plugins[kind] = [p for p in plugins.get(kind) or [] if "inherit_from" not in p]
     # `meltano config set` writes into the active environment's copy of the plugin.
     in_environments = [
         plugin
