@@ -128,3 +128,16 @@ def config_for(toggl: TogglServer, **overrides: Any) -> dict[str, Any]:
     config: dict[str, Any] = {"api_token": API_TOKEN, "api_url": toggl.url}
     config.update(overrides)
     return {k: v for k, v in config.items() if v is not None}
+
+
+def about_json() -> dict[str, Any]:
+    """What `tap-toggl-tasks --about --format=json` prints: capabilities, settings, Pythons."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tap_toggl_tasks", "--about", "--format=json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    value: dict[str, Any] = json.loads(done.stdout)
+    return value

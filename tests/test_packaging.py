@@ -26,7 +26,7 @@ import pytest
 from packaging.requirements import Requirement
 from singer_sdk.helpers._compat import SingerSDKPythonEOLWarning, warn_python_eol
 
-from tests.conftest import API_TOKEN, SECRETS
+from tests.conftest import API_TOKEN, SECRETS, about_json
 from tests.toggl_server import TogglServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,14 +145,7 @@ def test_the_classifiers_claim_the_python_running_the_tests_and_nothing_older() 
     assert running in claimed, f"Python {running} runs the tests but no classifier claims it"
     oldest = min(claimed, key=lambda version: tuple(map(int, version.split("."))))
     assert PROJECT["project"]["requires-python"] == f">={oldest}"
-    about = subprocess.run(
-        [sys.executable, "-m", "tap_toggl_tasks", "--about", "--format=json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert json.loads(about.stdout)["supported_python_versions"] == claimed
+    assert about_json()["supported_python_versions"] == claimed
 
 
 # The SDK's end-of-life notice, as it words it (its _today/_version arguments exist for tests);

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import about_json
 from tests.meltano_project import API_TOKEN, Meltano, meltano_env, run_after_changes
 from tests.toggl_server import TogglServer, make_task, parse_at
 
@@ -46,15 +46,7 @@ def project_extractor() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def about() -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "tap_toggl_tasks", "--about", "--format=json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    value: dict[str, Any] = json.loads(done.stdout)
-    return value
+    return about_json()
 
 
 def meltano_kind(prop: dict[str, Any]) -> str:
