@@ -28,7 +28,8 @@ from typing import Any
 from typing_extensions import override
 
 from tap_toggl_tasks.schema import TASK_SCHEMA
-from tests.toggl_server import TogglServer, _Response, demo_tasks
+from toggl_standin.demo_data import demo_tasks
+from toggl_standin.server import TogglServer, _Response
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.toggl_server import TogglServer, make_task
+from toggl_standin.demo_data import make_task
+from toggl_standin.server import TogglServer
 
 API_TOKEN = "tok-3f9c-never-print-me"
 EMAIL = "ada@example.com"

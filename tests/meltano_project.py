@@ -30,7 +30,8 @@ import yaml
 
 from tap_toggl_tasks.schema import TASK_SCHEMA, TIMESTAMP_FIELDS
 from tap_toggl_tasks.tap import LOOKBACK_SECONDS
-from tests.toggl_server import TogglServer, make_task, parse_at
+from toggl_standin.demo_data import make_task, parse_at
+from toggl_standin.server import TogglServer
 
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO_BIN = ROOT / ".meltano-venv" / "bin"

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from tests.toggl_server import parse_at
+from toggl_standin.demo_data import parse_at
 
 
 def expected_project_hours(tasks: Mapping[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import config_for, run_tap
-from tests.toggl_server import TogglServer
+from toggl_standin.server import TogglServer
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import config_for, run_tap
-from tests.toggl_server import TogglServer, make_task
+from toggl_standin.demo_data import make_task
+from toggl_standin.server import TogglServer
 
 
 def test_a_page_cap_is_found_named_and_paged_through(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ import itertools
 from pathlib import Path
 
 from tests.conftest import TapRun, config_for, run_tap
-from tests.toggl_server import Fault, TogglServer, make_task
+from toggl_standin.demo_data import make_task
+from toggl_standin.server import Fault, TogglServer
 
 
 def ids_of(run: TapRun) -> list[int]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import config_for, run_tap
-from tests.toggl_server import TogglServer, make_task
+from toggl_standin.demo_data import make_task
+from toggl_standin.server import TogglServer
 
 
 def test_hidden_tasks_are_asked_for_and_inbox_logic_is_not(

@@ -28,7 +28,8 @@ from tap_toggl_tasks.paging import Task
 from tap_toggl_tasks.schema import TASK_SCHEMA
 from tap_toggl_tasks.streams import TasksStream
 from tap_toggl_tasks.tap import TapTogglTasks
-from tests.toggl_server import Fault, TogglServer, demo_tasks, make_task
+from toggl_standin.demo_data import demo_tasks, make_task
+from toggl_standin.server import Fault, TogglServer
 
 # Moments of the run itself: when each record was read, and when the sync began (in the state).
 RUN_TIMES = re.compile(rb'"(?:time_extracted|replication_key_signpost|began)":"[^"]*"')

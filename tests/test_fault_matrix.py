@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import SECRETS, TapRun, config_for, run_tap
-from tests.toggl_server import Fault, TogglServer, make_task, parse_at
+from toggl_standin.demo_data import make_task, parse_at
+from toggl_standin.server import Fault, TogglServer
 
 NO_WAIT = {"Retry-After": "0"}
 QUOTA_NOW = {"X-Toggl-Quota-Remaining": "0", "X-Toggl-Quota-Resets-In": "0"}

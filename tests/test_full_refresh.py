@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import TapRun, config_for, run_tap
-from tests.toggl_server import TogglServer, make_task
+from toggl_standin.demo_data import make_task
+from toggl_standin.server import TogglServer
 
 
 def upsert(warehouse: dict[int, dict[str, Any]], run: TapRun) -> None:

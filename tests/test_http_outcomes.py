@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import API_TOKEN, config_for, run_tap
-from tests.toggl_server import Fault, TogglServer
+from toggl_standin.server import Fault, TogglServer
 
 QUOTA_HEADERS = {"X-Toggl-Quota-Remaining": "0", "X-Toggl-Quota-Resets-In": "1"}
 

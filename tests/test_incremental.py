@@ -7,7 +7,8 @@ from pathlib import Path
 
 from tap_toggl_tasks.tap import LOOKBACK_SECONDS
 from tests.conftest import config_for, run_tap
-from tests.toggl_server import Fault, TogglServer, make_task
+from toggl_standin.demo_data import make_task
+from toggl_standin.server import Fault, TogglServer
 
 AN_HOUR = datetime.timedelta(hours=1)
 

@@ -14,7 +14,8 @@ import pytest
 
 from tap_toggl_tasks.progress import UNFINISHED
 from tests.conftest import API_TOKEN, config_for, run_tap
-from tests.toggl_server import Fault, TogglServer, make_task
+from toggl_standin.demo_data import make_task
+from toggl_standin.server import Fault, TogglServer
 
 TASKS = 60
 EDITED = range(1, TASKS + 1, 2)

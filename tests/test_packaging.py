@@ -27,7 +27,7 @@ from packaging.requirements import Requirement
 from singer_sdk.helpers._compat import SingerSDKPythonEOLWarning, warn_python_eol
 
 from tests.conftest import API_TOKEN, SECRETS, about_json
-from tests.toggl_server import TogglServer
+from toggl_standin.server import TogglServer
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT: dict[str, Any] = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))

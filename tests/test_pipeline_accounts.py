@@ -19,7 +19,8 @@ from tests.meltano_project import (
     make_project,
     meltano_env,
 )
-from tests.toggl_server import TogglServer, make_task, parse_at
+from toggl_standin.demo_data import make_task, parse_at
+from toggl_standin.server import TogglServer
 
 pytestmark = pytest.mark.slow
 ACME_TOKEN = "tok-acme-never-print-me"

@@ -18,7 +18,8 @@ from tests.meltano_project import (
     install_plugins,
     meltano_project,
 )
-from tests.toggl_server import TogglServer, demo_tasks
+from toggl_standin.demo_data import demo_tasks
+from toggl_standin.server import TogglServer
 
 pytestmark = pytest.mark.slow
 # Runs inside Airflow's own virtualenv: what Airflow's DAG processor makes of the folder.

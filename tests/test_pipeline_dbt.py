@@ -23,7 +23,8 @@ from tests.meltano_project import (
     shipped_project,
 )
 from tests.project_hours import expected_project_hours
-from tests.toggl_server import TogglServer, demo_tasks, make_task
+from toggl_standin.demo_data import demo_tasks, make_task
+from toggl_standin.server import TogglServer
 
 SELECT_MART = "select * from toggl_analytics.project_hours"
 COUNTS = ("open_tasks", "done_tasks", "tasks")

@@ -27,7 +27,8 @@ from tests.meltano_project import (
 )
 from tests.project_hours import expected_project_hours
 from tests.readme_walk import clean_environ, copy_repository
-from tests.toggl_server import TogglServer, demo_tasks
+from toggl_standin.demo_data import demo_tasks
+from toggl_standin.server import TogglServer
 
 pytestmark = pytest.mark.slow
 # Every SQL the README feeds DuckDB, as `duckdb ... <<'SQL'` here-documents in its sh blocks

@@ -16,7 +16,8 @@ from tests.meltano_project import (
     requests_since,
     run_after_changes,
 )
-from tests.toggl_server import TogglServer, demo_tasks, make_task
+from toggl_standin.demo_data import demo_tasks, make_task
+from toggl_standin.server import TogglServer
 
 pytestmark = pytest.mark.slow
 STATE_ID = "dev:tap-toggl-tasks-to-target-duckdb"

@@ -43,7 +43,8 @@ from tests.meltano_project import (
     meltano_env,
     private_postgres,
 )
-from tests.toggl_server import Fault, TogglServer, make_task, parse_at
+from toggl_standin.demo_data import make_task, parse_at
+from toggl_standin.server import Fault, TogglServer
 
 pytestmark = pytest.mark.slow
 TOKENS = {

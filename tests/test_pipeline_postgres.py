@@ -24,7 +24,8 @@ from tests.meltano_project import (
     private_postgres,
     run_after_changes,
 )
-from tests.toggl_server import TogglServer, demo_tasks
+from toggl_standin.demo_data import demo_tasks
+from toggl_standin.server import TogglServer
 
 pytestmark = pytest.mark.slow
 STATE_ID = "dev:tap-toggl-tasks-to-target-postgres"

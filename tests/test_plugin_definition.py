@@ -20,7 +20,8 @@ import yaml
 
 from tests.conftest import about_json
 from tests.meltano_project import API_TOKEN, Meltano, meltano_env, run_after_changes
-from tests.toggl_server import TogglServer, make_task, parse_at
+from toggl_standin.demo_data import make_task, parse_at
+from toggl_standin.server import TogglServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITION_FILE = ROOT / "plugin" / "tap-toggl-tasks.yml"

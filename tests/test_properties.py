@@ -25,7 +25,8 @@ from tap_toggl_tasks.errors import TogglError
 from tap_toggl_tasks.paging import TasksPaginator
 from tap_toggl_tasks.tap import TapTogglTasks
 from tests.test_fault_matrix import as_emitted, newest_by_id
-from tests.toggl_server import Fault, TogglServer, make_task
+from toggl_standin.demo_data import make_task
+from toggl_standin.server import Fault, TogglServer
 
 RECOVERABLE = [
     Fault(status=429, headers={"Retry-After": "0"}),

@@ -30,7 +30,8 @@ from tests.readme_walk import (
     run_section,
     sections,
 )
-from tests.toggl_server import TogglServer, demo_tasks
+from toggl_standin.demo_data import demo_tasks
+from toggl_standin.server import TogglServer
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 SECTIONS = sections(readme_blocks(README))

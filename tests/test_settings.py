@@ -10,7 +10,7 @@ import pytest
 
 from tap_toggl_tasks.tap import settings_errors
 from tests.conftest import API_TOKEN, EMAIL, PASSWORD, config_for, run_tap
-from tests.toggl_server import TogglServer
+from toggl_standin.server import TogglServer
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ import atexit
 from singer_sdk.testing import get_tap_test_class
 
 from tap_toggl_tasks.tap import TapTogglTasks
-from tests.toggl_server import TogglServer, demo_tasks
+from toggl_standin.demo_data import demo_tasks
+from toggl_standin.server import TogglServer
 
 # The suite reads its config when this module is imported, so the server starts here too.
 _server = TogglServer(demo_tasks(300), api_token="standard-suite-token").start()

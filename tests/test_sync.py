@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EMAIL, PASSWORD, config_for, run_tap
-from tests.toggl_server import Fault, TogglServer, make_task
+from toggl_standin.demo_data import make_task
+from toggl_standin.server import Fault, TogglServer
 
 
 def test_a_first_sync_reads_every_task_once_and_checks_its_short_page(

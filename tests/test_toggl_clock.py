@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.conftest import config_for, run_tap
-from tests.toggl_server import Fault, TogglServer, make_task
+from toggl_standin.demo_data import make_task
+from toggl_standin.server import Fault, TogglServer
 
 
 def test_an_edit_during_the_sync_is_not_lost_when_toggls_clock_runs_behind(

@@ -3,19 +3,16 @@
 Tests and the README demo talk to it over real HTTP on loopback, so the tap's whole network
 stack (sessions, timeouts, retries, body decoding) is exercised, not a mock of it.
 
-Run it by hand with `python -m tests.toggl_server --tasks 500 --port 0 --api-token demo-token`.
+Run it by hand with `python -m toggl_standin --tasks 500 --port 0 --api-token demo-token`.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import email.utils
 import json
-import random
 import re
-import signal
 import sys
 import threading
 import time
@@ -26,9 +23,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.client import responses
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from toggl_standin.demo_data import format_at, make_task, parse_at
 
 TASKS_PATH = "/api/v9/me/tasks"
 META_FIELDS = ("project_name", "project_color", "project_billable", "client_name")
@@ -71,18 +69,6 @@ class _Response:
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
-
-
-def format_at(moment: datetime) -> str:
-    """Toggl's own form of `at`: UTC, microseconds, `Z`."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_at(value: str) -> datetime:
-    moment = datetime.fromisoformat(value)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _json_response(status: int, value: object, headers: dict[str, str] | None = None) -> _Response:
@@ -408,157 +394,3 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         else:
             self.wfile.write(response.body)
-
-
-_PROJECT_FIELDS = (
-    "workspace_id",
-    "project_id",
-    "project_name",
-    "project_color",
-    "project_billable",
-    "project_is_private",
-    "client_id",
-    "client_name",
-)
-_PROJECTS = tuple(
-    dict(zip(_PROJECT_FIELDS, project, strict=True))
-    for project in (
-        (4_100_001, 201_001, "Website relaunch", "#2da608", True, False, 301, "Acme Corp"),
-        (4_100_001, 201_002, "Internal tooling", "#06aaf5", False, True, None, None),
-        (4_100_002, 201_003, "Mobile app", "#c9806b", True, False, 302, "Globex GmbH"),
-        (4_100_002, 201_004, "Søknad & support", "#9e5bd9", True, False, 303, "Nordlys AS"),
-        (4_100_003, 201_005, "研究 (research)", "#d94182", False, False, 304, "東京ラボ"),
-        (4_100_003, 201_006, 'The "big" migration', "#525266", True, True, 301, "Acme Corp"),
-    )
-)
-# (user_id, toggl_accounts_id, user_name)
-_USERS = ((9_001, "a1c4e5f0b2", "Ada Lovelace"), (9_002, "b7d2f9a4c1", "Grace Hopper"))
-_MAKE_TASK_START = datetime(2024, 1, 1, 9, 0, tzinfo=UTC)
-
-
-def make_task(task_id: int, **overrides: Any) -> dict[str, Any]:
-    """A full, realistic task, the same every time for the same id; overrides replace or add."""
-    user_id, accounts_id, user_name = _USERS[task_id % 2]
-    # A week apart, so a start_date or since in 2024 splits a small fixture into before/after.
-    at = _MAKE_TASK_START + timedelta(
-        weeks=task_id, seconds=task_id, microseconds=task_id * 34_497 % 1_000_000
-    )
-    task: dict[str, Any] = {
-        "id": task_id,
-        "name": f"Task {task_id}",
-        "active": True,
-        "at": format_at(at),
-        **_PROJECTS[task_id % 3],
-        "user_id": user_id,
-        "toggl_accounts_id": accounts_id,
-        "user_name": user_name,
-        "avatar_url": f"https://assets.track.toggl.com/avatars/{accounts_id}.png",
-        "estimated_seconds": 3600 * (task_id % 4 + 1),
-        "tracked_seconds": 90_000 * task_id,  # milliseconds, as Toggl sends them
-        "rate": 85.0,
-        "rate_last_updated": None,
-        "recurring": False,
-        # Both documented forms are live: every fixture meets the 2024 string and the 2026 list.
-        "permissions": "owner" if task_id % 2 else ["owner"],
-        "integration_ext_id": None,
-        "integration_ext_type": None,
-        "integration_provider": None,
-        "due_date": None,
-        "external_reference": None,
-        "server_deleted_at": None,
-    }
-    task.update(overrides)
-    return task
-
-
-_DEMO_NAMES = (
-    'Café ☕ "launch" prep',
-    "Quarterly report",
-    "Überprüfung der Verträge",
-    "O'Brien's onboarding",
-    "Fix <script> & ampersand escaping",
-    "日本語ドキュメントの翻訳",
-    "Emoji 🚀 rollout",
-    "Backlog grooming",
-    "Invoice run",
-    "Design review",
-)
-_PROVIDERS = (("jira", "issue", "PROJ-"), ("asana", "task", "12040"), ("salesforce", "case", "500"))
-
-
-def demo_tasks(count: int, seed: int = 7) -> list[dict[str, Any]]:
-    """Varied tasks over the past two years, in every shape Toggl is known to send."""
-    rng = random.Random(seed)  # demo data, reproducible on purpose
-    now = datetime.now(UTC)
-    tasks = []
-    for task_id in range(1, count + 1):
-        moment = now - timedelta(seconds=rng.uniform(60, 2 * 365 * 86_400))
-        form = rng.random()
-        if form < 0.7:
-            at = format_at(moment)
-        elif form < 0.9:
-            at = moment.isoformat()  # "+00:00", as Toggl writes its other timestamps
-        else:
-            at = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-        assigned = rng.random() < 0.85
-        user_id, accounts_id, user_name = rng.choice(_USERS)
-        task = make_task(
-            task_id,
-            name=f"{rng.choice(_DEMO_NAMES)} #{task_id}",
-            active=rng.random() < 0.8,
-            at=at,
-            **rng.choice(_PROJECTS),
-            user_id=user_id if assigned else None,
-            toggl_accounts_id=accounts_id if assigned else None,
-            user_name=user_name if assigned else None,
-            avatar_url=None,
-            estimated_seconds=rng.choice((None, 1800, 3600, 7200, 28_800)),
-            tracked_seconds=rng.randrange(0, 40 * 3_600_000, 1000),
-            rate=rng.choice((0.0, 60.0, 85.5, 120.0)),
-            rate_last_updated=rng.choice((None, format_at(now - timedelta(days=400)))),
-            recurring=rng.random() < 0.1,
-            permissions=rng.choice(("owner", ["owner"], ["edit", "view"])),
-            due_date=rng.choice((None, None, (now + timedelta(days=30)).strftime("%Y-%m-%d"))),
-        )
-        if rng.random() < 0.15:
-            provider, kind, prefix = rng.choice(_PROVIDERS)
-            task.update(
-                integration_provider=provider,
-                integration_ext_type=kind,
-                integration_ext_id=f"{prefix}{rng.randrange(100, 9999)}",
-                external_reference=f"https://{provider}.example.com/{prefix}{task_id}",
-            )
-        if rng.random() < 0.05:
-            task["color_hint"] = "x"  # a field no schema knows yet
-        tasks.append(task)
-    return tasks
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Serve demo tasks the way Toggl's API does.")
-    parser.add_argument("--tasks", type=int, default=500, help="how many demo tasks to serve")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--api-token", default="demo-token")
-    parser.add_argument("--quota", type=int, default=None, help="requests allowed (default: any)")
-    parser.add_argument("--ready-file", type=Path, help="also write the API URL to this file")
-    args = parser.parse_args(argv)
-
-    stopping = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda _signum, _frame: stopping.set())
-    server = TogglServer(
-        demo_tasks(args.tasks), api_token=args.api_token, quota=args.quota, port=args.port
-    )
-    with server:
-        print(f"TOGGL_API_URL={server.url}", flush=True)
-        if args.ready_file:
-            # Written whole then renamed, so a script polling for the file never reads half a URL.
-            partial = args.ready_file.with_name(args.ready_file.name + ".partial")
-            partial.write_text(server.url)
-            partial.replace(args.ready_file)
-        stopping.wait()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""A local stand-in for Toggl Track's /me/tasks API: tests, the demo and benchmarks use it."""
