@@ -5,9 +5,8 @@ from __future__ import annotations
 import datetime
 import email.utils
 import functools
-import itertools
 import math
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import requests
@@ -22,18 +21,15 @@ from tap_toggl_tasks.errors import (
     QUOTA_REMAINING_HEADER,
     TogglError,
     TogglFatalError,
-    TogglRetryableError,
     body_text,
     describe,
     error_for,
-    gave_up,
 )
 from tap_toggl_tasks.paging import PageAt, Task, TasksPaginator, tasks_in
 from tap_toggl_tasks.progress import LARGEST_PAGE, OLD_DELETIONS_MARK, UNFINISHED
+from tap_toggl_tasks.retrying import TogglRetries
 from tap_toggl_tasks.schema import TASK_SCHEMA, TIMESTAMP_FIELDS
 
-MAX_ATTEMPTS = 5
-BACKOFF_FIRST_WAIT = 2.0  # seconds; doubles on each retry: 2, 4, 8, 16
 # `since` for a sync without a bookmark: the start of time, so that Toggl also reports the
 # tasks deleted before it (tombstones with server_deleted_at), in the same single pass.
 START_OF_TIME = 0
@@ -48,7 +44,7 @@ class SinceRefused(TogglFatalError):
     """Toggl refused `since` from the start of time: the pass goes on without `since`."""
 
 
-class TasksStream(RESTStream[PageAt]):
+class TasksStream(TogglRetries, RESTStream[PageAt]):
     """Tasks of every project the user takes part in, done and deleted ones included."""
 
     name = "tasks"
@@ -321,35 +317,6 @@ class TasksStream(RESTStream[PageAt]):
         context: Context | None,
     ) -> dict[str, int]:
         return {"toggl_requests": 1}
-
-    @override
-    def backoff_wait_generator(self) -> Generator[float, Any, None]:
-        return _retry_waits()
-
-    @override
-    def backoff_max_tries(self) -> int:
-        return MAX_ATTEMPTS
-
-    @override
-    def request_decorator(self, func: Callable[..., requests.Response]) -> Callable[..., Any]:
-        retrying = super().request_decorator(func)
-
-        @functools.wraps(func)
-        def request_or_explain(*args: Any, **kwargs: Any) -> requests.Response:
-            try:
-                return retrying(*args, **kwargs)
-            except (TogglRetryableError, requests.RequestException, ConnectionError) as exc:
-                raise gave_up(exc, MAX_ATTEMPTS) from exc
-
-        return request_or_explain
-
-
-def _retry_waits() -> Generator[float, BaseException | None, None]:
-    """Seconds before each retry: what Toggl asked for (quota reset, Retry-After), else 2, 4, 8."""
-    error = yield 0.0  # backoff primes the generator before the first failure
-    for attempt in itertools.count():
-        asked = getattr(error, "wait_seconds", None)
-        error = yield asked if asked is not None else BACKOFF_FIRST_WAIT * 2**attempt
 
 
 def toggl_time(response: requests.Response) -> datetime.datetime | None:
