@@ -1,19 +1,28 @@
-"""The `tasks` stream: GET {api_url}/me/tasks, paged by offset, incremental on `at` via `since`."""
+"""The `tasks` stream: GET {api_url}/me/tasks, its pages handed to the sync protocol.
+
+The stream is the HTTP glue: URL, credentials, query parameters, Toggl's answers parsed and
+checked, records made uniform. Which pages to ask for, what `since` to send and what the state
+holds are decided in `protocol.py`.
+"""
 
 from __future__ import annotations
 
 import datetime
+import decimal
 import email.utils
 import functools
-import math
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import requests
 from singer_sdk import RESTStream, Tap
 from singer_sdk.authenticators import BasicAuthenticator
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
+from singer_sdk.pagination import BaseAPIPaginator
+from singer_sdk.singerlib import ActivateVersionMessage
 from typing_extensions import override
 
 from tap_toggl_tasks.conformance import FlatConformer
@@ -21,27 +30,61 @@ from tap_toggl_tasks.errors import (
     QUOTA_REMAINING_HEADER,
     TogglError,
     TogglFatalError,
+    TogglRetryableError,
     body_text,
     describe,
     error_for,
+    unexpected_body,
 )
-from tap_toggl_tasks.paging import PageAt, Task, TasksPaginator, tasks_in
-from tap_toggl_tasks.progress import LARGEST_PAGE, OLD_DELETIONS_MARK, UNFINISHED
+from tap_toggl_tasks.protocol import (
+    FILTER_SETTINGS,
+    UNFINISHED,
+    Settings,
+    Sync,
+    Task,
+    as_utc,
+    bookmark_form,
+)
 from tap_toggl_tasks.retrying import TogglRetries
 from tap_toggl_tasks.schema import TASK_SCHEMA, TIMESTAMP_FIELDS
+from tap_toggl_tasks.sdk_internals import set_table_version
 
-# `since` for a sync without a bookmark: the start of time, so that Toggl also reports the
-# tasks deleted before it (tombstones with server_deleted_at), in the same single pass.
-START_OF_TIME = 0
-EPOCH = datetime.datetime.fromtimestamp(START_OF_TIME, datetime.UTC)
-# State key: the settings that decide which tasks Toggl returns, as the bookmark was made with.
-# A bookmark says nothing about tasks outside its filter, so a change of filter syncs everything.
-FILTERS = "filters"
-FILTER_SETTINGS = ("include_not_active", "include_hidden", "search")
+# Floats become Decimal so that `rate` keeps its exact value on the way to the warehouse.
+_decoder = msgspec.json.Decoder(float_hook=decimal.Decimal)
 
 
 class SinceRefused(TogglFatalError):
-    """Toggl refused `since` from the start of time: the pass goes on without `since`."""
+    """Toggl refused the pass's `since`: the pass starts over without it."""
+
+
+@dataclass(frozen=True)
+class PageAt:
+    """The page token: a row offset, wrapped so that offset 0 is a token like any other (the
+    SDK ends paging on a falsy token)."""
+
+    offset: int
+
+
+class ProtocolPaginator(BaseAPIPaginator[PageAt]):
+    """The SDK's paging loop, steered by the protocol: the next offset is the one it chose."""
+
+    def __init__(self, sync: Sync) -> None:
+        super().__init__(start_value=PageAt(sync.next_offset or 0))
+        self._sync = sync
+
+    @override
+    def has_more(self, response: requests.Response) -> bool:
+        return self._sync.next_offset is not None
+
+    @override
+    def get_next(self, response: requests.Response) -> PageAt | None:
+        offset = self._sync.next_offset
+        return None if offset is None else PageAt(offset)
+
+    @override
+    def continue_if_empty(self, response: requests.Response) -> bool:
+        # A page can bring no new task and still not be the last (a step back, an insert).
+        return True
 
 
 class TasksStream(TogglRetries, RESTStream[PageAt]):
@@ -52,7 +95,7 @@ class TasksStream(TogglRetries, RESTStream[PageAt]):
     primary_keys = ("id",)
     replication_key = "at"
     schema = TASK_SCHEMA
-    # Toggl documents no sort order, so the bookmark only advances once the sync completes.
+    # Toggl documents no sort order: the protocol settles the bookmark when a sync completes.
     is_sorted = False
     # post_process conforms records itself, to the same result at a fraction of the cost.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
@@ -60,14 +103,8 @@ class TasksStream(TogglRetries, RESTStream[PageAt]):
     def __init__(self, tap: Tap, **kwargs: Any) -> None:
         super().__init__(tap, **kwargs)
         self.tap = tap  # its state writer emits a STATE after every page
-        # the pass being read: its `since` (None: none sent), where it resumes, its pager
-        self._pass_since: int | None = START_OF_TIME
-        self._resume: dict[str, Any] | None = None
-        self._paginator = TasksPaginator(2)
-        # this sync: when it began by Toggl's clock, the newest `at` it emitted
-        self._began: datetime.datetime | None = None
-        self._newest_at: datetime.datetime | None = None
-        self._cap_warned = False
+        self._current_sync: Sync | None = None
+        self.requests_made = 0
 
     @override
     @property
@@ -87,94 +124,72 @@ class TasksStream(TogglRetries, RESTStream[PageAt]):
     def timeout(self) -> int:
         return int(self.config["request_timeout"])
 
-    @override
-    def get_new_paginator(self) -> TasksPaginator:
-        # Kept: parse_response asks it which tasks of a page are new.
-        self._paginator = TasksPaginator(
-            page_size=self.config["page_size"],
-            largest_page=int(self.stream_state.get(LARGEST_PAGE, 0)),
-            resume=(self._resume or {}).get("paging"),
+    @property
+    def current_sync(self) -> Sync:
+        if self._current_sync is None:
+            raise RuntimeError("no sync in progress")
+        return self._current_sync
+
+    def protocol_settings(self) -> Settings:
+        start_date = self.config.get("start_date")
+        return Settings(
+            filters={name: self.config.get(name) for name in FILTER_SETTINGS},
+            page_size=int(self.config["page_size"]),
+            lookback_seconds=int(self.config["lookback_seconds"]),
+            start_date=None if start_date is None else as_utc(start_date),
         )
-        return self._paginator
 
     @override
-    def get_replication_key_signpost(self, context: Context | None = None) -> str:
-        """The highest bookmark this sync may set: when it began, by Toggl's clock.
+    def get_new_paginator(self) -> ProtocolPaginator:
+        return ProtocolPaginator(self.current_sync)
 
-        Until Toggl's first answer tells its time (the `Date` header), the host's clock; a
-        resumed sync keeps the moment the interrupted one began, so that what changed since
-        (moved rows, deletions) comes with the next `since`.
-        """
-        if self._began is None and (unfinished := self.stream_state.get(UNFINISHED)):
-            self._began = as_utc(unfinished["began"])
-        if self._began is not None:
-            return bookmark_form(self._began)
-        return bookmark_form(self.host_clock_at_start())
-
-    def host_clock_at_start(self) -> datetime.datetime:
-        """The SDK's signpost: when the tap started, by the host's clock."""
-        return as_utc(super().get_replication_key_signpost(None))
+    @override
+    def get_replication_key_signpost(self, context: Context | None = None) -> None:
+        # The protocol sets the bookmark itself (when the sync began, by Toggl's clock).
+        return None
 
     @override
     def get_records(self, context: Context | None) -> Iterable[Task]:
-        self.stream_state.pop(OLD_DELETIONS_MARK, None)
-        self._resume = self.stream_state.get(UNFINISHED)
-        if self._resume is not None:
-            self._pass_since = self._resume["since"]
-            self._newest_at = (
-                as_utc(self._resume["newest_at"]) if self._resume.get("newest_at") else None
-            )
+        sync = self._current_sync = Sync.plan(
+            self.stream_state, self.protocol_settings(), self.host_clock()
+        )
+        for note in sync.notes:
+            self.logger.info("%s", note)
+        if sync.resumed:
             self.logger.info(
-                "Resuming the sync that began at %s (Toggl's clock) at offset %s.",
-                self._resume["began"],
-                self._resume["paging"]["offset"],
+                "Resuming the sync that began at %s (Toggl's clock), at offset %d.",
+                bookmark_form(sync.began or self.host_clock()),
+                sync.pager.offset,
             )
-        else:
-            if self.filters_changed():
-                self.logger.warning(
-                    "The settings %s changed since the bookmark was made (%s, now %s): the "
-                    "bookmark says nothing about tasks outside its old filter, so this run "
-                    "syncs everything.",
-                    ", ".join(FILTER_SETTINGS),
-                    self.stream_state[FILTERS],
-                    self.filters(),
-                )
-            self._pass_since = self.since(context)
         try:
             yield from super().get_records(context)
         except SinceRefused as refused:
             self.logger.warning(
-                "%s So this sync reads all tasks without `since`, which leaves out the tasks "
-                "deleted before it: rows of such tasks already in an upserting warehouse stay "
-                "unmarked. Find them as the rows this sync did not load (an older "
-                "_sdc_extracted_at), or rebuild the table from this sync.",
+                "%s This run reads every task without `since` instead; the next run's `since` "
+                "is recent again.",
                 refused,
             )
-            self._pass_since, self._resume = None, None
+            sync.without_since()
             yield from super().get_records(context)
-        self.complete(context)
-
-    def complete(self, context: Context | None) -> None:
-        """Settle the bookmark of a sync that read its last page, and drop its progress."""
-        if self._paginator.gap_possible:
-            self.logger.warning(
-                "Toggl's task list changed under this sync more than it could bridge, so some "
-                "unchanged tasks may have been skipped. The bookmark stays where it was: the "
-                "next run reads these tasks again."
+        activate = sync.activates and not sync.pager.gap
+        tombstones = sync.finish(self.stream_state)
+        # The SDK's own bookmark (the newest `at` seen) must not replace the protocol's.
+        self.stream_state.pop("progress_markers", None)
+        if tombstones:
+            self.logger.info(
+                "%d task(s) loaded earlier are no longer listed by Toggl: marked deleted "
+                "(server_deleted_at).",
+                len(tombstones),
             )
-            # The SDK caps the new bookmark at the signpost: here, the bookmark this run began
-            # with (the start of time when there was none, which makes the next run read all).
-            before = self.stream_state.get("replication_key_value")
-            kept = EPOCH if before is None else as_utc(before)
-            self.state_manager.write_replication_key_signpost(bookmark_form(kept), context=context)
-        else:
-            self.stream_state[FILTERS] = self.filters()
-            if self._newest_at is not None:
-                # Rows emitted by the runs this one resumed count towards the bookmark too.
-                self.state_manager.increment_state(
-                    {"at": bookmark_form(self._newest_at)}, context=context, replication_key="at"
-                )
-        self.stream_state.pop(UNFINISHED, None)
+        yield from tombstones
+        # Here the SDK has written every record, tombstones included. In BATCH mode the last
+        # batch goes out only after this: no ACTIVATE_VERSION, which would run ahead of it.
+        if activate and sync.version is not None and not self.get_batch_config(self.config):
+            self.tap.write_message(ActivateVersionMessage(stream=self.name, version=sync.version))
+
+    def host_clock(self) -> datetime.datetime:
+        """This machine's clock: it only decides whether a bookmark is too old for `since`."""
+        return datetime.datetime.now(datetime.UTC)
 
     @override
     def get_url_params(
@@ -191,105 +206,52 @@ class TasksStream(TogglRetries, RESTStream[PageAt]):
         # comes back, and a warehouse wants every task as it is.
         if search := self.config.get("search"):
             params["search"] = search
-        if self._pass_since is not None:
-            params["since"] = self._pass_since
+        if self.current_sync.since is not None:
+            params["since"] = self.current_sync.since
         return params
-
-    def filters(self) -> dict[str, Any]:
-        """The settings that decide which tasks Toggl returns, as they are now."""
-        return {name: self.config.get(name) for name in FILTER_SETTINGS}
-
-    def filters_changed(self) -> bool:
-        """Whether the bookmark was made with other filters (states older than 0.2 hold none)."""
-        made_with = self.stream_state.get(FILTERS)
-        return made_with is not None and made_with != self.filters()
-
-    def since(self, context: Context | None) -> int:
-        """`since` for a new sync, in whole UNIX seconds: the start of time without a bookmark.
-
-        From a bookmark: rounded down (tasks modified in the bookmark's own second come again:
-        at-least-once), less `lookback_seconds`, for writes Toggl shows later than their `at`.
-        """
-        if self.filters_changed():
-            # Everything, as without a bookmark: from start_date, or the start of time.
-            start_date = self.config.get("start_date")
-            return (
-                START_OF_TIME if start_date is None else math.floor(as_utc(start_date).timestamp())
-            )
-        start = self.get_starting_timestamp(context)
-        if start is None:
-            return START_OF_TIME
-        lookback = (
-            self.config["lookback_seconds"] if "replication_key_value" in self.stream_state else 0
-        )
-        return max(START_OF_TIME, math.floor(start.timestamp()) - int(lookback))
 
     @override
     def validate_response(self, response: requests.Response) -> None:
-        self.note_toggl_clock(response)
+        self.requests_made += 1
+        # `at` comes from Toggl's clock, so the bookmark must too: its `Date` header.
+        self.current_sync.answered(toggl_time(response) or self.host_clock())
+        if response.status_code == 400 and self.current_sync.since is not None:
+            raise SinceRefused(
+                f"Toggl refused `since` {self.current_sync.since} ({describe(response)}: "
+                f"{body_text(response)})."
+            )
         if response.status_code != 200:
-            if self._refuses_start_of_time(response):
-                raise SinceRefused(
-                    f"Toggl refused `since` from the start of time ({describe(response)}: "
-                    f"{body_text(response)})."
-                )
             raise error_for(response, max_quota_wait=self.config["max_quota_wait_seconds"])
         tasks_in(response)  # parse here, so that a garbled body is retried like a 5xx
-        if (remaining := response.headers.get(QUOTA_REMAINING_HEADER)) is not None:
-            self.logger.info("Toggl request quota: %s requests left this hour.", remaining)
-
-    def _refuses_start_of_time(self, response: requests.Response) -> bool:
-        return (
-            response.status_code == 400
-            and self._pass_since == START_OF_TIME
-            and "since" in body_text(response).lower()
-        )
-
-    def note_toggl_clock(self, response: requests.Response) -> None:
-        """Cap this sync's bookmark at Toggl's clock when it first answered (its `Date`).
-
-        `at` comes from Toggl's clock, so the cap must too: on the host's, a Toggl clock
-        running behind would let an edit made during the sync fall below the bookmark.
-        """
-        if self._began is not None:
-            return
-        self._began = toggl_time(response) or self.host_clock_at_start()
-        self.state_manager.write_replication_key_signpost(bookmark_form(self._began))
 
     @override
     def parse_response(self, response: requests.Response) -> Iterator[Task]:
-        tasks = self._paginator.fresh_tasks(response)
-        if (cap := self._paginator.cap_found) is not None and not self._cap_warned:
-            self._cap_warned = True
-            self.logger.warning(
-                "Toggl returned at most %d tasks per request although page_size asks for %d: "
-                "it caps its pages. The sync goes on with pages of %d, so nothing is lost; set "
-                "page_size to %d to save the request that checks each short page.",
-                cap,
-                self.config["page_size"],
-                cap,
-                cap,
-            )
+        sync = self.current_sync
+        set_table_version(self, sync.version)
+        offset = sync.next_offset
+        tasks = sync.read_page(tasks_in(response))
         yield from tasks
         # Only now, with every task of the page emitted, may the state say the page is done.
-        self.save_progress(tasks)
+        self.log_progress(offset, response)
+        if not sync.finished:
+            self.stream_state[UNFINISHED] = sync.checkpoint()
+            if not self.get_batch_config(self.config):
+                # In BATCH mode the SDK writes the state after each BATCH message instead, so
+                # a STATE never runs ahead of the records it covers.
+                self.tap.state_writer.write_state(self.tap_state)
 
-    def save_progress(self, tasks: list[Task]) -> None:
-        """Emit a STATE from which a later run resumes after this page, should this one stop."""
-        for task in tasks:
-            if task.get("at") is not None:
-                moment = as_utc(task["at"])
-                self._newest_at = max(moment, self._newest_at or moment)
-        self.stream_state[LARGEST_PAGE] = self._paginator.largest_page
-        if self._paginator.finished_pass or self._began is None:
-            return  # complete() settles the state
-        self.stream_state[UNFINISHED] = {
-            "began": bookmark_form(self._began),
-            "since": self._pass_since,
-            "newest_at": None if self._newest_at is None else bookmark_form(self._newest_at),
-            "paging": self._paginator.checkpoint(),
-        }
-        self.tap.state_writer.write_state(self.tap_state)
+    def log_progress(self, offset: int | None, response: requests.Response) -> None:
+        sync = self.current_sync
+        quota = response.headers.get(QUOTA_REMAINING_HEADER)
+        self.logger.info(
+            "Page at offset %s read: %d %s so far, %d %s made%s.",
+            offset,
+            sync.tasks_read,
+            "task" if sync.tasks_read == 1 else "tasks",
+            self.requests_made,
+            "request" if self.requests_made == 1 else "requests",
+            "" if quota is None else f"; Toggl's hourly quota has {quota} left",
+        )
 
     @override
     def post_process(self, row: Task, context: Context | None = None) -> Task:
@@ -327,21 +289,6 @@ def toggl_time(response: requests.Response) -> datetime.datetime | None:
         return None
 
 
-def bookmark_form(moment: datetime.datetime) -> str:
-    """The one form of every timestamp in records and state, so that they compare as strings."""
-    return as_utc(moment).isoformat(timespec="microseconds")
-
-
-def as_utc(value: Any) -> datetime.datetime:
-    """A timestamp (ISO 8601 string or datetime) as an aware UTC datetime; naive means UTC."""
-    moment = (
-        value if isinstance(value, datetime.datetime) else datetime.datetime.fromisoformat(value)
-    )
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.astimezone(datetime.UTC)
-
-
 def utc_timestamp(value: str, *, field: str, task_id: Any) -> str:
     """One UTC form for every timestamp, so that bookmarks compare correctly as strings.
 
@@ -355,3 +302,35 @@ def utc_timestamp(value: str, *, field: str, task_id: Any) -> str:
             "before advancing the bookmark. Report this message: Toggl changed its format."
         ) from exc
     return bookmark_form(moment)
+
+
+def tasks_in(response: requests.Response) -> list[Task]:
+    """The tasks of a 200 response, parsed once and kept on it (validation parses first).
+
+    Toggl sends a bare array, `null` for an empty result, and some clients have seen
+    `{"items": [...]}` or `{"data": [...]}`; all are accepted, anything else is an error.
+    """
+    cached: list[Task] | None = response.__dict__.get(_PARSED)
+    if cached is not None:
+        return cached
+    try:
+        body = _decoder.decode(response.content)
+    except msgspec.DecodeError as exc:
+        # A cut-off or garbled body is usually a network hiccup: worth another try.
+        raise TogglRetryableError(
+            f"Toggl answered {describe(response)} with a body that is not JSON ({exc}).",
+            response,
+        ) from exc
+    if body is None:
+        tasks: Any = []
+    elif isinstance(body, dict):
+        tasks = body.get("items", body.get("data"))
+    else:
+        tasks = body
+    if not isinstance(tasks, list) or not all(isinstance(task, dict) for task in tasks):
+        raise unexpected_body(response, body)
+    response.__dict__[_PARSED] = tasks
+    return tasks
+
+
+_PARSED = "_toggl_tasks"

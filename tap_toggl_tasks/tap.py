@@ -24,7 +24,8 @@ from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
 
 from tap_toggl_tasks.errors import TogglError, TogglInputError
-from tap_toggl_tasks.progress import is_timestamp, progress_problem
+from tap_toggl_tasks.protocol import is_timestamp
+from tap_toggl_tasks.protocol import state_problem as tasks_state_problem
 from tap_toggl_tasks.streams import TasksStream
 
 if TYPE_CHECKING:
@@ -289,7 +290,7 @@ def settings_errors(config: Mapping[str, Any]) -> list[str]:
     return errors
 
 
-def state_problem(state: Mapping[str, Any]) -> str | None:  # noqa: PLR0911
+def state_problem(state: Mapping[str, Any]) -> str | None:
     """Why a --state input cannot be this tap's state; None when it can."""
     if not state:
         return None
@@ -304,12 +305,7 @@ def state_problem(state: Mapping[str, Any]) -> str | None:  # noqa: PLR0911
     tasks = bookmarks.get("tasks", {})
     if not isinstance(tasks, dict):
         return "The state's `tasks` bookmark is not an object."
-    if tasks.get("replication_key", "at") != "at":
-        return f"The state's tasks bookmark is on {tasks['replication_key']!r}, not on `at`."
-    value = tasks.get("replication_key_value")
-    if value is not None and not is_timestamp(value):
-        return f"The state's tasks bookmark {value!r} is not a timestamp."
-    return progress_problem(tasks)
+    return tasks_state_problem(tasks)
 
 
 def _api_url_problem(url: str) -> str | None:

@@ -24,7 +24,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from typing_extensions import override
 
 from tap_toggl_tasks.conformance import FlatConformer
-from tap_toggl_tasks.paging import Task
+from tap_toggl_tasks.protocol import Task
 from tap_toggl_tasks.schema import TASK_SCHEMA
 from tap_toggl_tasks.streams import TasksStream
 from tap_toggl_tasks.tap import TapTogglTasks

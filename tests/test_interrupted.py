@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tap_toggl_tasks.progress import UNFINISHED
+from tap_toggl_tasks.protocol import UNFINISHED
 from tests.conftest import API_TOKEN, config_for, run_tap
 from toggl_standin.demo_data import make_task
 from toggl_standin.server import Fault, TogglServer

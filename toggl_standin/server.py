@@ -33,6 +33,8 @@ META_FIELDS = ("project_name", "project_color", "project_billable", "client_name
 JSON = "application/json"
 DEFAULT_API_TOKEN = "test-token"
 DEFAULT_PASSWORD = "test-password"
+# How far back Toggl accepts `since`: "API will fail when asking for >3 months ago" (Toggl staff).
+SINCE_WINDOW = timedelta(days=90)
 PROXY_429_PAGE = "<html><body><h1>429 Too Many Requests</h1></body></html>"
 # Toggl rejects "1.5" or " 7"; int() alone would accept " 7", "1_000" and non-ASCII digits.
 _DIGITS = re.compile(r"[0-9]+")
@@ -105,7 +107,8 @@ class TogglServer:
         port: int = 0,
         clock_offset: timedelta = timedelta(0),
         max_per_page: int | None = None,
-        oldest_since: int | None = None,
+        since_window: timedelta | None = SINCE_WINDOW,
+        old_since: str = "refuse",
     ) -> None:
         if order not in ("id", "at"):
             raise ValueError(f"order must be 'id' or 'at', not {order!r}")
@@ -116,8 +119,12 @@ class TogglServer:
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC) + self.clock_offset
         # Toggl's own page size limit, if any: it then sends fewer rows than per_page asks.
         self.max_per_page = max_per_page
-        # A `since` older than this (UNIX seconds) is refused with 400, naming `since`.
-        self.oldest_since = oldest_since
+        # Toggl fails a `since` older than about three months (by its own clock): with a 400,
+        # or, as it has answered out-of-range dates elsewhere, with an empty list.
+        if old_since not in ("refuse", "empty"):
+            raise ValueError(f"old_since must be 'refuse' or 'empty', not {old_since!r}")
+        self.since_window = since_window
+        self.old_since = old_since
         # writes stamped already but not yet shown: (requests answered before they show, id, task)
         self._late: list[tuple[int, int, dict[str, Any]]] = []
         self.quota_remaining = quota
@@ -272,6 +279,11 @@ class TogglServer:
             return _Response(200, b"null", {"Content-Type": JSON, **quota})
         return _json_response(200, rows, quota)
 
+    def _too_old(self, since: int) -> bool:
+        if self.since_window is None:
+            return False
+        return since < (self.clock() - self.since_window).timestamp()
+
     def _select(self, params: dict[str, str]) -> list[dict[str, Any]]:
         """Toggl's filtering and paging; a ValueError names the parameter Toggl would reject."""
         include_not_active = params.get("include_not_active", "false")
@@ -280,8 +292,10 @@ class TogglServer:
         since = params.get("since")
         if since is not None and not _DIGITS.fullmatch(since.removeprefix("-")):
             raise ValueError("Invalid since")
-        if since is not None and self.oldest_since is not None and int(since) < self.oldest_since:
-            raise ValueError("since must not be older than 3 months")
+        if since is not None and self._too_old(int(since)):
+            if self.old_since == "empty":
+                return []
+            raise ValueError("Invalid since: too far in the past")
         offset = params.get("offset", "0")
         if not _DIGITS.fullmatch(offset):
             raise ValueError("Invalid offset")

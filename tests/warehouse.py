@@ -1,0 +1,65 @@
+"""What a loader makes of the tap's messages: a table upserted by id, the oracle of many tests.
+
+`Warehouse(activate_version=True)` behaves as meltanolabs-target-postgres: each RECORD replaces
+the row of its id and stamps it with the message's table version; ACTIVATE_VERSION marks
+deleted (`_sdc_deleted_at`) the rows of older versions, and of none. With `activate_version=False` it is
+target-duckdb 0.8.0, which ignores ACTIVATE_VERSION: only `server_deleted_at` marks a deletion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from toggl_standin.demo_data import parse_at
+
+
+def as_emitted(task: dict[str, Any]) -> tuple[Any, ...]:
+    """What must match between Toggl and the warehouse, timestamps compared as instants."""
+    deleted = task.get("server_deleted_at")
+    return (
+        task.get("name"),
+        task.get("active"),
+        parse_at(task["at"]),
+        None if deleted is None else parse_at(deleted),
+    )
+
+
+@dataclass
+class Warehouse:
+    activate_version: bool = True
+    rows: dict[int, dict[str, Any]] = field(default_factory=dict)
+    versions: dict[int, int | None] = field(default_factory=dict)
+    soft_deleted: set[int] = field(default_factory=set)
+
+    def load(self, messages: Iterable[dict[str, Any]]) -> Warehouse:
+        for message in messages:
+            if message["type"] == "RECORD":
+                task_id = message["record"]["id"]
+                self.rows[task_id] = message["record"]
+                self.versions[task_id] = message.get("version")
+                self.soft_deleted.discard(task_id)
+            elif message["type"] == "ACTIVATE_VERSION" and self.activate_version:
+                new = message["version"]
+                self.soft_deleted |= {
+                    task_id
+                    for task_id, version in self.versions.items()
+                    if version is None or version < new
+                }
+        return self
+
+    def marked_deleted(self, task_id: int) -> bool:
+        row = self.rows.get(task_id)
+        if row is None:
+            return False
+        return task_id in self.soft_deleted or row.get("server_deleted_at") is not None
+
+    def newest(self) -> dict[int, tuple[Any, ...]]:
+        """Each row as `as_emitted` sees it."""
+        return {task_id: as_emitted(row) for task_id, row in self.rows.items()}
+
+
+def newest_by_id(records: list[dict[str, Any]]) -> dict[int, tuple[Any, ...]]:
+    """The warehouse after upserting the records in order: the last version of each id wins."""
+    return {record["id"]: as_emitted(record) for record in records}
