@@ -116,8 +116,9 @@ SETTINGS = th.PropertiesList(
     ),
     th.Property(
         "request_interval_seconds",
-        th.NumberType(minimum=0, maximum=3600),
-        default=1.0,
+        # Whole seconds: the SDK reads only integer (not number) settings from the environment.
+        th.IntegerType(minimum=0, maximum=3600),
+        default=1,
         description="Least time in seconds between the starts of two requests, retries "
         "included. Toggl asks for at most one request a second per API token; 0 turns pacing "
         "off (benchmarks, tests).",

@@ -224,6 +224,6 @@ def test_requests_are_paced_one_interval_apart_retries_included(tmp_path: Path) 
 def test_pacing_is_a_setting_users_see() -> None:
     setting = about_json()["settings"]["properties"]["request_interval_seconds"]
 
-    assert setting["default"] == 1.0
+    assert setting["default"] == 1
     assert setting["minimum"] == 0
     assert re.search(r"at most one request a second", setting["description"])
