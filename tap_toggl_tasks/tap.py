@@ -167,7 +167,9 @@ class TapTogglTasks(Tap):
     def __init__(self, *args: Any, validate_config: bool = True, **kwargs: Any) -> None:
         # Once each: addFilter ignores a filter the logger already has.
         logging.getLogger("singer_sdk").addFilter(_NORMAL_CASE_NOISE)
-        logging.getLogger(f"{self.name}.{TasksStream.name}").addFilter(_HANDLED_ERRORS)
+        stream_logger = logging.getLogger(f"{self.name}.{TasksStream.name}")
+        stream_logger.addFilter(_NORMAL_CASE_NOISE)
+        stream_logger.addFilter(_HANDLED_ERRORS)
         try:
             super().__init__(*args, validate_config=validate_config, **kwargs)
             errors: list[str] = []
@@ -299,6 +301,9 @@ class _DropNormalCaseNoise(logging.Filter):
         # Toggl documents no order, so the bookmark advances only when a sync completes: the
         # README says so, and a warning on every run would teach users to ignore warnings.
         "Stream is assumed to be unsorted",
+        # The tap's end check (a page with no new task) is how a sync normally ends; the SDK
+        # counts only pages that brought records ("after 1 pages" for two requests).
+        "Pagination stopped after",
     )
 
     @override

@@ -156,3 +156,15 @@ def test_a_misspelt_credential_warns_before_the_error(tmp_path: Path) -> None:
     assert "Unknown setting api_tokn: did you mean api_token?" in run.stderr
     assert run.error.startswith("Config validation failed, so nothing was requested from Toggl: ")
     assert "No credentials: set api_token" in run.error
+
+
+def test_a_normal_sync_ends_without_misleading_sdk_lines(
+    server: TogglServer, tmp_path: Path
+) -> None:
+    run = run_tap(quiet_config(server), tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    assert len(server.requests) == 2  # the page, and the check that its short end is the end
+    assert "Pagination stopped after" not in run.stderr  # the SDK's "after 1 pages"
+    assert "| WARNING " not in run.stderr
+    assert run.errors == []
