@@ -5,6 +5,7 @@ The chart defaults to <warehouse folder>/<warehouse name>-project-hours.svg. It 
 dbt-duckdb utility's virtualenv, which has the duckdb that wrote the file and matplotlib.
 """
 
+import datetime
 import sys
 import unicodedata
 import warnings
@@ -16,6 +17,7 @@ import matplotlib
 from matplotlib.figure import Figure
 
 MART = "toggl_analytics.project_hours"
+LOADED = "toggl.tasks"  # the loader's table, whose _sdc_extracted_at says when the data was read
 BAR_WIDTH = 30
 # Eighths of a block: a bar ends on the right fraction of a column, not on a whole one.
 BAR_ENDS = " ▏▎▍▌▋▊▉"
@@ -44,11 +46,22 @@ def bar(value: float, largest: float) -> str:
     return ("█" * whole + BAR_ENDS[rest]).rstrip()
 
 
-def read_mart(warehouse: str) -> list[dict[str, Any]]:
+def read_mart(warehouse: str) -> tuple[list[dict[str, Any]], datetime.datetime | None]:
+    """The mart's rows, and when the newest of the data was read from Toggl (None: unknown)."""
     with duckdb.connect(warehouse, read_only=True) as db:
         cursor = db.execute(f"select * from {MART} order by hours_tracked desc, project_name")  # noqa: S608 - a constant
         names = [column[0] for column in cursor.description or ()]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        try:
+            [(as_of,)] = db.execute(f"select max(_sdc_extracted_at) from {LOADED}").fetchall()  # noqa: S608 - a constant
+        except duckdb.Error:
+            as_of = None  # a warehouse loaded some other way
+        return rows, as_of
+
+
+def as_of_text(as_of: datetime.datetime | None) -> str:
+    """`as of 2026-12-02 09:58 UTC`: when the data was read from Toggl (the loader's UTC)."""
+    return "as of an unknown time" if as_of is None else f"as of {as_of:%Y-%m-%d %H:%M} UTC"
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -62,7 +75,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         )
 
 
-def draw_chart(rows: list[dict[str, Any]], chart: Path) -> None:
+def draw_chart(rows: list[dict[str, Any]], chart: Path, as_of: datetime.datetime | None) -> None:
     """Hours tracked against hours estimated, one pair of bars per project, as an SVG."""
     names = [row["project_name"] or "-" for row in reversed(rows)]
     tracked = [row["hours_tracked"] for row in reversed(rows)]
@@ -70,11 +83,17 @@ def draw_chart(rows: list[dict[str, Any]], chart: Path) -> None:
     positions = range(len(rows))
     figure = Figure(figsize=(9, 1.2 + 0.5 * len(rows)), layout="constrained")
     axes = figure.add_subplot()
-    axes.barh([p + 0.2 for p in positions], tracked, height=0.4, label="hours tracked")
-    axes.barh([p - 0.2 for p in positions], estimated, height=0.4, label="hours estimated")
+    for offset, values, label in (
+        (0.2, tracked, "hours tracked"),
+        (-0.2, estimated, "hours estimated"),
+    ):
+        bars = axes.barh([p + offset for p in positions], values, height=0.4, label=label)
+        # The value at the end of each bar: reading it off the axis is guesswork.
+        axes.bar_label(bars, fmt="%.1f", padding=3, fontsize="small")
+    axes.margins(x=0.12)  # room for the labels of the longest bars
     axes.set_yticks(list(positions), names)
     axes.set_xlabel("hours (tasks deleted in Toggl left out)")
-    axes.set_title("Toggl tasks: hours per project")
+    axes.set_title(f"Toggl tasks: hours per project, {as_of_text(as_of)}")
     figure.legend(loc="outside lower center", ncols=2, frameon=False)
     chart.parent.mkdir(parents=True, exist_ok=True)
     # Text stays text in the SVG, so the browser draws CJK and emoji project names with its own
@@ -85,16 +104,19 @@ def draw_chart(rows: list[dict[str, Any]], chart: Path) -> None:
 
 
 def main(warehouse: str, chart: str | None = None) -> None:
-    rows = read_mart(warehouse)
+    rows, as_of = read_mart(warehouse)
     warehouse_path = Path(warehouse)
     chart_path = (
         Path(chart)
         if chart
         else warehouse_path.with_name(f"{warehouse_path.stem}-project-hours.svg")
     )
-    print(f"Hours per project: {MART}, built by dbt in {relative(warehouse_path)}")
+    print(
+        f"Hours per project: {MART}, built by dbt in {relative(warehouse_path)}, "
+        f"{as_of_text(as_of)}"
+    )
     print_table(rows)
-    draw_chart(rows, chart_path)
+    draw_chart(rows, chart_path, as_of)
     print(f"  the same as a chart: {relative(chart_path)} (open it in a browser)\n")
 
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
+import copy
+import difflib
 import ipaddress
 import json
 import logging
 import signal
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import click
+import requests
 import simplejson
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
@@ -23,7 +25,7 @@ from singer_sdk.singerlib import Message, RecordMessage
 from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
 
-from tap_toggl_tasks.errors import TogglError, TogglInputError
+from tap_toggl_tasks.errors import DEFAULT_API_URL, TogglError, TogglInputError
 from tap_toggl_tasks.protocol import is_timestamp
 from tap_toggl_tasks.protocol import state_problem as tasks_state_problem
 from tap_toggl_tasks.streams import TasksStream
@@ -32,7 +34,6 @@ if TYPE_CHECKING:
     from types import FrameType
 
 VERSION = metadata.version("tap-toggl-tasks")
-DEFAULT_API_URL = "https://api.track.toggl.com/api/v9"
 # One request fetches up to 1000 tasks (about 1 MB): most accounts sync in one request,
 # and the largest in a few, well inside Toggl's 30 requests per hour.
 DEFAULT_PAGE_SIZE = 1000
@@ -115,6 +116,15 @@ SETTINGS = th.PropertiesList(
         description="Seconds to wait for one response before retrying it.",
     ),
     th.Property(
+        "request_interval_seconds",
+        # Whole seconds: the SDK reads only integer (not number) settings from the environment.
+        th.IntegerType(minimum=0, maximum=3600),
+        default=1,
+        description="Least time in seconds between the starts of two requests, retries "
+        "included. Toggl asks for at most one request a second per API token; 0 turns pacing "
+        "off (benchmarks, tests).",
+    ),
+    th.Property(
         "max_quota_wait_seconds",
         th.IntegerType(minimum=0, maximum=86400),
         default=3600,
@@ -156,15 +166,60 @@ class TapTogglTasks(Tap):
     message_writer_class = TasksMessageWriter
 
     def __init__(self, *args: Any, validate_config: bool = True, **kwargs: Any) -> None:
-        logging.getLogger("singer_sdk").addFilter(_NORMAL_CASE_NOISE)  # once: addFilter dedupes
-        super().__init__(*args, validate_config=validate_config, **kwargs)
-        if validate_config and (errors := settings_errors(self.config)):
-            raise ConfigValidationError("Config validation failed", errors=errors)
+        # Once each: addFilter ignores a filter the logger already has.
+        logging.getLogger("singer_sdk").addFilter(_NORMAL_CASE_NOISE)
+        stream_logger = logging.getLogger(f"{self.name}.{TasksStream.name}")
+        stream_logger.addFilter(_NORMAL_CASE_NOISE)
+        stream_logger.addFilter(_HANDLED_ERRORS)
+        try:
+            super().__init__(*args, validate_config=validate_config, **kwargs)
+            errors: list[str] = []
+        except ConfigValidationError as exc:
+            # The schema's problems, reported below with the tap's own in one message. The SDK
+            # sets the config before it validates it, so self.config is there.
+            errors = list(exc.errors)
+        self.warn_unknown_settings()
+        if validate_config and (errors := errors + settings_errors(self.config)):
+            raise ConfigValidationError(config_failure(errors), errors=errors)
         if self.input_catalog is not None and not any(s.selected for s in self.streams.values()):
             raise TogglInputError(
                 "The catalog selects no stream, so there is nothing to sync. Mark the `tasks` "
                 "stream selected (in Meltano: `select: [tasks.*]`), or run without --catalog."
             )
+
+    def warn_unknown_settings(self) -> None:
+        """A WARNING for each setting the tap does not know: a misspelt one is otherwise unset."""
+        # The tap's settings and those the SDK adds for its capabilities (stream maps,
+        # flattening, batch...), as `--about` lists them.
+        schema = copy.deepcopy(self.config_jsonschema)
+        self.append_builtin_config(schema)
+        known = sorted(schema.get("properties", {}))
+        for key in sorted(set(self.config) - set(known)):
+            if close := difflib.get_close_matches(key, known, n=1):
+                hint = f"did you mean {close[0]}?"
+            else:
+                hint = "the tap ignores it (`tap-toggl-tasks --about` lists the settings)."
+            self.logger.warning("Unknown setting %s: %s", key, hint)
+
+    def test_connection(self) -> None:
+        """One request for one task, with the sync's retries: the URL and credentials proven.
+
+        A request, not a sync: nothing is written to stdout, and it costs one request of
+        Toggl's hourly quota.
+        """
+        stream = self.streams[TasksStream.name]
+        if not isinstance(stream, TasksStream):  # pragma: no cover - discover_streams makes it
+            raise TypeError(stream)
+        request = stream.build_prepared_request(
+            method="GET", url=stream.get_url(None), params={"per_page": 1}
+        )
+
+        def send() -> requests.Response:
+            response = stream.requests_session.send(request, timeout=stream.timeout)
+            stream.validate_response(response)
+            return response
+
+        stream.request_decorator(send)()
 
     @override
     def discover_streams(self) -> list[Stream]:
@@ -184,6 +239,11 @@ class TapTogglTasks(Tap):
     def invoke(cls, *args: Any, **kwargs: Any) -> None:
         try:
             super().invoke(*args, **kwargs)
+        except ConfigValidationError as exc:
+            # Here rather than in the SDK's handler, which logs each problem as an ERROR of its
+            # own: the message already lists them all, with what to do.
+            cls.logger.error("%s", exc)  # noqa: TRY400
+            sys.exit(1)
         except TogglError as exc:
             # The message already says what to do; a traceback would only bury it.
             cls.logger.error("%s", exc)  # noqa: TRY400
@@ -201,21 +261,25 @@ class TapTogglTasks(Tap):
     @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
         # --test runs while click parses the command line, before invoke() could explain errors.
+        if value != CliTestOptionValue.All.value:
+            super().cb_test(ctx, param, value)  # disabled, or --test=schema
+            return
+        config = ctx.params.get("config")
         try:
-            with _quiet_test_abort(logging.getLogger(f"{cls.name}.{TasksStream.name}")):
-                super().cb_test(ctx, param, value)
-        except click.exceptions.Exit as done:
-            if done.exit_code == 0 and value == CliTestOptionValue.All.value:
-                cls.logger.info("Connection test passed: Toggl accepted the credentials.")
-            raise
+            tap = cls(
+                config=dict(config.config) if config else {},
+                parse_env_config=bool(config and config.parse_env),
+                setup_mapper=False,
+            )
+            tap.test_connection()
         except ConfigValidationError as exc:
-            for error in exc.errors:
-                cls.logger.error("%s", error)  # noqa: TRY400
-            cls.logger.error("Config validation failed: the connection was not tested.")  # noqa: TRY400
+            cls.logger.error("%s The connection was not tested.", exc)  # noqa: TRY400
             ctx.exit(1)
         except TogglError as exc:
             cls.logger.error("Connection test failed. %s", exc)  # noqa: TRY400
             ctx.exit(1)
+        cls.logger.info("Connection test passed: Toggl accepted the URL and the credentials.")
+        ctx.exit(0)
 
     @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
@@ -238,6 +302,9 @@ class _DropNormalCaseNoise(logging.Filter):
         # Toggl documents no order, so the bookmark advances only when a sync completes: the
         # README says so, and a warning on every run would teach users to ignore warnings.
         "Stream is assumed to be unsorted",
+        # The tap's end check (a page with no new task) is how a sync normally ends; the SDK
+        # counts only pages that brought records ("after 1 pages" for two requests).
+        "Pagination stopped after",
     )
 
     @override
@@ -245,25 +312,36 @@ class _DropNormalCaseNoise(logging.Filter):
         return not record.getMessage().startswith(self.NOISE)
 
 
-class _DropTestAbort(logging.Filter):
-    """Drops the SDK's "unhandled error" line: --test stops after one record by raising."""
+class _DropHandledErrorNoise(logging.Filter):
+    """Drops the SDK's "An unhandled error occurred" ERROR for errors the tap explains itself.
+
+    The SDK logs it inside its `except` block, before re-raising: the error being handled is
+    the one on its way up. A TogglError gets the tap's one ERROR paragraph instead; any other
+    error (a bug) keeps the SDK's line and its traceback.
+    """
 
     @override
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("An unhandled error occurred while syncing")
+        if not record.getMessage().startswith("An unhandled error occurred while syncing"):
+            return True
+        return not isinstance(sys.exc_info()[1], TogglError)
 
 
 _NORMAL_CASE_NOISE = _DropNormalCaseNoise()
+_HANDLED_ERRORS = _DropHandledErrorNoise()
 
 
-@contextlib.contextmanager
-def _quiet_test_abort(stream_logger: logging.Logger) -> Iterator[None]:
-    quiet = _DropTestAbort()
-    stream_logger.addFilter(quiet)
-    try:
-        yield
-    finally:
-        stream_logger.removeFilter(quiet)
+def config_failure(errors: list[str]) -> str:
+    """One paragraph: every problem with the settings, and where to fix them."""
+    problems = [error if error.endswith(".") else f"{error}." for error in errors]
+    if len(problems) > 1:
+        problems = [f"({number}) {problem}" for number, problem in enumerate(problems, 1)]
+    return (
+        f"Config validation failed, so nothing was requested from Toggl: {' '.join(problems)} "
+        "Fix them where they are set (the --config file, TAP_TOGGL_TASKS_<SETTING> variables "
+        "with --config ENV, or `meltano config set tap-toggl-tasks <setting> <value>`); "
+        "`tap-toggl-tasks --about` lists every setting."
+    )
 
 
 def settings_errors(config: Mapping[str, Any]) -> list[str]:

@@ -1,4 +1,8 @@
-"""Inputs the tap cannot use stop it at once: a clear message, exit 1, no output, no request."""
+"""Inputs the tap cannot use stop it at once: a clear message, exit 1, no output, no request.
+
+Most checks run in-process, where the tap refuses the input as it is constructed; one run of
+the command per kind of input pins what users get: exit 1, one ERROR, nothing on stdout.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from tap_toggl_tasks.errors import TogglInputError
+from tap_toggl_tasks.tap import TapTogglTasks
 from tests.conftest import config_for, run_tap
 from toggl_standin.server import TogglServer
 
@@ -41,13 +47,27 @@ from toggl_standin.server import TogglServer
     ],
 )
 def test_a_state_this_tap_cannot_use_is_refused(
-    server: TogglServer, tmp_path: Path, state: dict[str, Any], expected: str
+    server: TogglServer, state: dict[str, Any], expected: str
 ) -> None:
-    run = run_tap(config_for(server), tmp_path, state=state)
+    with pytest.raises(TogglInputError) as refused:
+        TapTogglTasks(config=config_for(server), state=state, parse_env_config=False)
+
+    assert expected in str(refused.value)
+    assert "Pass the value of the last STATE message" in str(refused.value)
+    assert server.requests == []
+
+
+def test_a_refused_state_ends_the_command_with_one_error(
+    server: TogglServer, tmp_path: Path
+) -> None:
+    run = run_tap(config_for(server), tmp_path, state={"bookmarks": "yesterday"})
 
     assert run.returncode == 1
-    assert expected in run.error
-    assert "Pass the value of the last STATE message" in run.error
+    assert run.errors == [
+        "The state has no `bookmarks` object, so it is not a Singer state. Pass the value of the "
+        "last STATE message a run of this tap emitted (Meltano does this for you), or no state "
+        "at all to sync everything again."
+    ]
     assert run.stdout == ""
     assert server.requests == []
 
@@ -66,7 +86,7 @@ def test_a_file_that_is_not_json_is_refused(server: TogglServer, tmp_path: Path,
 
 
 def test_an_empty_state_means_a_full_sync(server: TogglServer, tmp_path: Path) -> None:
-    run = run_tap(config_for(server), tmp_path, state={})
+    run = run_tap(config_for(server, request_interval_seconds=0), tmp_path, state={})
 
     assert run.returncode == 0, run.stderr
     assert len(run.records) == 25
@@ -79,14 +99,11 @@ def test_a_catalog_that_selects_nothing_is_refused(server: TogglServer, tmp_path
         for metadata in entry["metadata"]:
             if metadata["breadcrumb"] == []:
                 metadata["metadata"]["selected"] = False
-    catalog_file = tmp_path / "catalog.json"
-    catalog_file.write_text(json.dumps(catalog))
 
-    run = run_tap(config_for(server), tmp_path, args=("--catalog", str(catalog_file)))
+    with pytest.raises(TogglInputError) as refused:
+        TapTogglTasks(config=config_for(server), catalog=catalog, parse_env_config=False)
 
-    assert run.returncode == 1
-    assert "The catalog selects no stream" in run.error
-    assert run.stdout == ""
+    assert str(refused.value).startswith("The catalog selects no stream")
     assert server.requests == []
 
 
@@ -95,7 +112,9 @@ def test_a_catalog_selecting_tasks_syncs_them(server: TogglServer, tmp_path: Pat
     catalog_file = tmp_path / "catalog.json"
     catalog_file.write_text(discovered.stdout)
 
-    run = run_tap(config_for(server), tmp_path, args=("--catalog", str(catalog_file)))
+    config = config_for(server, request_interval_seconds=0)
+
+    run = run_tap(config, tmp_path, args=("--catalog", str(catalog_file)))
 
     assert run.returncode == 0, run.stderr
     assert len(run.records) == 25

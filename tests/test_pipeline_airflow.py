@@ -12,6 +12,7 @@ import pytest
 from tests.meltano_project import (
     AIRFLOW_PYTHON,
     API_TOKEN,
+    MELTANO_BIN,
     assert_warehouse_matches,
     awkward_tasks,
     duckdb_rows,
@@ -37,6 +38,7 @@ print(json.dumps({
             "paused_at_creation": dag.is_paused_upon_creation,
             "commands": [task.bash_command for task in dag.tasks],
             "cwd": [task.cwd for task in dag.tasks],
+            "retries": [task.retries for task in dag.tasks],
         }
         for dag_id, dag in bag.dags.items()
         if dag_id.startswith("meltano_")  # toggl_accounts has a test of its own
@@ -77,6 +79,8 @@ def test_dag_folder_imports_and_has_a_dag_per_meltano_schedule(tmp_path: Path) -
             "paused_at_creation": False,
             "commands": [f"meltano run {schedule['job']['name']}"],
             "cwd": [str(meltano.cwd)],
+            # what the scheduler parses: a failed run gets one more try (after 15 minutes)
+            "retries": [1],
         }
         for schedule in schedules
     }
@@ -88,10 +92,34 @@ def test_airflow_dags_test_runs_the_scheduled_job_into_duckdb(tmp_path: Path) ->
         meltano = meltano_project(tmp_path, toggl, AIRFLOW_HOME=str(tmp_path / "airflow"))
         meltano("invoke", "airflow:migrate")
 
-        log = meltano(
-            "invoke", "airflow", "dags", "test", "meltano_daily-toggl-to-duckdb", "2026-01-01"
-        )
+        # Without a date: the run is "now", as the README shows it.
+        log = meltano("invoke", "airflow", "dags", "test", "meltano_daily-toggl-to-duckdb")
 
         assert "state=success" in log
         assert_warehouse_matches(duckdb_rows(meltano.warehouse), toggl.tasks)
         assert meltano.state("dev:tap-toggl-tasks-to-target-duckdb")["singer_state"]["bookmarks"]
+
+
+@pytest.mark.usefixtures("airflow_installed")
+def test_a_failing_trial_run_ends_at_once_with_the_taps_message(tmp_path: Path) -> None:
+    with TogglServer(demo_tasks(10), api_token="the-real-token") as toggl:
+        meltano = meltano_project(tmp_path, toggl, AIRFLOW_HOME=str(tmp_path / "airflow"))
+        meltano("invoke", "airflow:migrate")
+
+        trial = ["invoke", "airflow", "dags", "test", "meltano_daily-toggl-to-duckdb"]
+        done = subprocess.run(
+            [str(MELTANO_BIN / "meltano"), *trial],
+            cwd=meltano.cwd,
+            env=meltano.env,
+            capture_output=True,
+            text=True,
+            # A retry would poll for its 15-minute delay: this bound fails such a run.
+            timeout=600,
+            check=False,
+        )
+
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert len(toggl.requests) == 1  # one try: no retry by Airflow, none by the tap
+    assert "Toggl refused the credentials (HTTP 403" in output
+    assert "up_for_retry" not in output, output[-3000:]

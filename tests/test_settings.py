@@ -1,4 +1,8 @@
-"""Bad settings fail before any request, naming the setting and what is allowed."""
+"""Bad settings fail before any request, naming the setting and what is allowed.
+
+The checks run in-process (constructing the tap is where they happen); the exit code and the
+one ERROR paragraph a user reads are pinned by a run of the command in tests/test_messages.py.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from singer_sdk.exceptions import ConfigValidationError
 
-from tap_toggl_tasks.tap import settings_errors
+from tap_toggl_tasks.tap import TapTogglTasks, settings_errors
 from tests.conftest import API_TOKEN, EMAIL, PASSWORD, config_for, run_tap
 from toggl_standin.server import TogglServer
 
@@ -29,23 +34,28 @@ from toggl_standin.server import TogglServer
         ({"include_not_active": "yes"}, "'yes' is not of type 'boolean'"),
         ({"request_timeout": 0}, "in config['request_timeout']"),
         ({"max_quota_wait_seconds": -1}, "in config['max_quota_wait_seconds']"),
+        (
+            {"request_interval_seconds": -1},
+            "-1 is less than the minimum of 0 in config['request_interval_seconds']",
+        ),
     ],
 )
 def test_bad_settings_fail_before_any_request(
-    server: TogglServer, tmp_path: Path, overrides: dict[str, Any], expected: str
+    server: TogglServer, overrides: dict[str, Any], expected: str
 ) -> None:
-    run = run_tap(config_for(server, **overrides), tmp_path)
+    with pytest.raises(ConfigValidationError) as refused:
+        TapTogglTasks(config=config_for(server, **overrides), parse_env_config=False)
 
-    assert run.returncode == 1
-    assert any(expected in error for error in run.errors), run.errors
-    assert run.messages == []
+    assert expected in str(refused.value)
+    assert str(refused.value).startswith("Config validation failed, so nothing was requested")
     assert server.requests == []
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
 def test_plain_http_is_allowed_on_loopback(tmp_path: Path, host: str) -> None:
     with TogglServer([], api_token=API_TOKEN) as toggl:
-        config = {"api_token": API_TOKEN, "api_url": toggl.url.replace("127.0.0.1", host)}
+        url = toggl.url.replace("127.0.0.1", host)
+        config = {"api_token": API_TOKEN, "api_url": url, "request_interval_seconds": 0}
         run = run_tap(config, tmp_path)
 
     assert run.returncode == 0, run.stderr
@@ -74,6 +84,7 @@ def test_settings_come_from_the_environment_too(server: TogglServer, tmp_path: P
         "TAP_TOGGL_TASKS_API_TOKEN": API_TOKEN,
         "TAP_TOGGL_TASKS_API_URL": server.url,
         "TAP_TOGGL_TASKS_PAGE_SIZE": "7",
+        "TAP_TOGGL_TASKS_REQUEST_INTERVAL_SECONDS": "0",
     }
     (tmp_path / "empty").mkdir()
 
