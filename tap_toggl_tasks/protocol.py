@@ -119,6 +119,8 @@ class Sync:
     since: int | None
     began: datetime.datetime | None = None  # Toggl's clock at its first answer
     pager: Pager = field(default_factory=Pager)
+    # The pager after the last page whose tasks were all emitted: where a later run resumes.
+    committed: Pager = field(default_factory=Pager)
     version: int | None = None  # the table version records carry
     seen: list[str] = field(default_factory=list)  # encoded ids, one chunk a page
     gone: list[str] = field(default_factory=list)
@@ -173,7 +175,7 @@ class Sync:
             seen=list(unfinished["seen"]),
             gone=list(unfinished["gone"]),
             resumed=True,
-        )
+        ).committing()
 
     @classmethod
     def _new(
@@ -222,7 +224,7 @@ class Sync:
         self.since = None
         if self.began is not None:
             self.version = math.floor(self.began.timestamp() * 1000)
-        self.pager = Pager()
+        self.pager = self.committed = Pager()
         self.seen, self.gone = [], []
 
     @property
@@ -265,11 +267,18 @@ class Sync:
             fresh_tasks = [task for task in fresh_tasks if as_utc(task["at"]) >= start]
         return fresh_tasks
 
+    def committing(self) -> Sync:
+        """The tasks of the page just read are all emitted: a later run may resume after it."""
+        self.committed = self.pager
+        return self
+
     def checkpoint(self) -> dict[str, Any]:
-        """The `unfinished_sync` a later run resumes from, after the page just read."""
+        """The `unfinished_sync` a later run resumes from: after the last committed page, and
+        with the ids of every task read, the page being emitted included (known ids must
+        cover every row a loader may hold, even when a stop cuts that page short)."""
         if self.began is None:
             raise RuntimeError("a checkpoint needs the time the sync began")
-        pager = self.pager
+        pager = self.committed
         return {
             "began": bookmark_form(self.began),
             "since": self.since,

@@ -212,14 +212,15 @@ class TasksStream(TogglRetries, RESTStream[PageAt]):
 
     @override
     def validate_response(self, response: requests.Response) -> None:
-        self.requests_made += 1
-        # `at` comes from Toggl's clock, so the bookmark must too: its `Date` header.
-        self.current_sync.answered(toggl_time(response) or self.host_clock())
-        if response.status_code == 400 and self.current_sync.since is not None:
-            raise SinceRefused(
-                f"Toggl refused `since` {self.current_sync.since} ({describe(response)}: "
-                f"{body_text(response)})."
-            )
+        if (sync := self._current_sync) is not None:  # (--test checks a response alone)
+            self.requests_made += 1
+            # `at` comes from Toggl's clock, so the bookmark must too: its `Date` header.
+            sync.answered(toggl_time(response) or self.host_clock())
+            if response.status_code == 400 and sync.since is not None:
+                raise SinceRefused(
+                    f"Toggl refused `since` {sync.since} ({describe(response)}: "
+                    f"{body_text(response)})."
+                )
         if response.status_code != 200:
             raise error_for(response, max_quota_wait=self.config["max_quota_wait_seconds"])
         tasks_in(response)  # parse here, so that a garbled body is retried like a 5xx
@@ -230,15 +231,22 @@ class TasksStream(TogglRetries, RESTStream[PageAt]):
         set_table_version(self, sync.version)
         offset = sync.next_offset
         tasks = sync.read_page(tasks_in(response))
+        # Before the page's tasks: a STATE that still resumes at this page but already knows
+        # their ids, so that no row a loader may hold is unknown to the state.
+        self.save_progress()
         yield from tasks
-        # Only now, with every task of the page emitted, may the state say the page is done.
+        # Only now, with every task of the page emitted, may the state resume after it.
+        sync.committing()
         self.log_progress(offset, response)
-        if not sync.finished:
-            self.stream_state[UNFINISHED] = sync.checkpoint()
-            if not self.get_batch_config(self.config):
-                # In BATCH mode the SDK writes the state after each BATCH message instead, so
-                # a STATE never runs ahead of the records it covers.
-                self.tap.state_writer.write_state(self.tap_state)
+        if not sync.finished:  # (else get_records settles the state)
+            self.save_progress()
+
+    def save_progress(self) -> None:
+        self.stream_state[UNFINISHED] = self.current_sync.checkpoint()
+        if not self.get_batch_config(self.config):
+            # In BATCH mode the SDK writes the state after each BATCH message instead, so a
+            # STATE never runs ahead of the records it covers.
+            self.tap.state_writer.write_state(self.tap_state)
 
     def log_progress(self, offset: int | None, response: requests.Response) -> None:
         sync = self.current_sync

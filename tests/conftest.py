@@ -79,6 +79,14 @@ class TapRun:
         return self.errors[-1]
 
 
+def bookmarks_in(run: TapRun) -> set[str | None]:
+    """Every bookmark the run's STATE messages carried (None: a state without one)."""
+    return {
+        state.get("bookmarks", {}).get("tasks", {}).get("replication_key_value")
+        for state in run.states
+    }
+
+
 def run_tap(
     config: dict[str, Any],
     tmp_path: Path,
@@ -126,7 +134,12 @@ def server() -> Iterator[TogglServer]:
 
 def config_for(toggl: TogglServer, **overrides: Any) -> dict[str, Any]:
     """A working config for the local server; overrides replace or (with None) remove keys."""
-    config: dict[str, Any] = {"api_token": API_TOKEN, "api_url": toggl.url}
+    # Pacing (one request a second) is pinned by its own test; elsewhere it would only wait.
+    config: dict[str, Any] = {
+        "api_token": API_TOKEN,
+        "api_url": toggl.url,
+        "request_interval_seconds": 0,
+    }
     config.update(overrides)
     return {k: v for k, v in config.items() if v is not None}
 

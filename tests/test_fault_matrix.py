@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.conftest import SECRETS, TapRun, config_for, run_tap
-from toggl_standin.demo_data import make_task, parse_at
+from tests.conftest import SECRETS, bookmarks_in, config_for, run_tap
+from tests.warehouse import as_emitted, newest_by_id
+from toggl_standin.demo_data import make_task
 from toggl_standin.server import Fault, TogglServer
 
 NO_WAIT = {"Retry-After": "0"}
@@ -37,28 +37,6 @@ FAULTS: dict[str, tuple[Fault, str | None]] = {
 }
 
 
-def as_emitted(task: dict[str, Any]) -> tuple[Any, ...]:
-    """What must match between server and warehouse, timestamps compared as instants."""
-    deleted = task.get("server_deleted_at")
-    return (
-        task["name"],
-        task["active"],
-        parse_at(task["at"]),
-        None if deleted is None else parse_at(deleted),
-    )
-
-
-def newest_by_id(records: list[dict[str, Any]]) -> dict[int, tuple[Any, ...]]:
-    """The warehouse after upserting the records in order: the last version of each id wins."""
-    return {record["id"]: as_emitted(record) for record in records}
-
-
-def assert_no_bookmark_moved(run: TapRun, started_from: str | None) -> None:
-    for state in run.states:
-        bookmark = state.get("bookmarks", {}).get("tasks", {}).get("replication_key_value")
-        assert bookmark == started_from
-
-
 @pytest.mark.parametrize("page", [1, 2, 3])
 @pytest.mark.parametrize("name", list(FAULTS))
 def test_a_fault_on_any_page_loads_everything_or_stops_cleanly(
@@ -78,13 +56,15 @@ def test_a_fault_on_any_page_loads_everything_or_stops_cleanly(
         assert run.returncode == 0, run.stderr
         assert newest_by_id(run.records) == truth
         assert len(run.records) == 25  # nothing fetched twice
-        assert run.bookmark == max(r["at"] for r in run.records)
+        # the bookmark is when the sync began, by Toggl's clock: after every `at` it read
+        assert run.bookmark is not None
+        assert run.bookmark >= max(r["at"] for r in run.records)
     else:
         assert run.returncode == 1
         assert message in run.error
         assert elapsed < 15
         assert len(toggl.requests) == page  # nothing retried that cannot succeed
-        assert_no_bookmark_moved(run, None)
+        assert bookmarks_in(run) == {None}
     assert "Authorization" not in run.stderr
     assert all(secret not in run.stdout + run.stderr for secret in SECRETS)
 
@@ -106,12 +86,19 @@ def test_a_change_between_pages_reaches_the_warehouse_by_the_next_run(
 ) -> None:
     with TogglServer([make_task(i) for i in range(1, 26)]) as toggl:
         config = config_for(toggl, api_token=toggl.api_token, page_size=10)
-        baseline = run_tap(config, tmp_path)
-        toggl.fault_at(len(toggl.requests) + page, Fault(before=CHANGES[change]))
-        during = run_tap(config, tmp_path, state=baseline.final_state)  # the change lands here
+        fired: list[int] = []
+
+        def changing(server: TogglServer) -> None:
+            fired.append(len(server.requests))
+            CHANGES[change](server)
+
+        toggl.fault_at(page, Fault(before=changing))
+        during = run_tap(config, tmp_path)  # the change lands between its pages
+        made_during = len(toggl.requests)
         after = run_tap(config, tmp_path, state=during.final_state)
         truth = {task_id: as_emitted(task) for task_id, task in toggl.tasks.items()}
 
+    assert fired == [page]
+    assert made_during > page  # ...and the run under test went on reading after it
     assert during.returncode == after.returncode == 0
-    warehouse = newest_by_id(baseline.records + during.records + after.records)
-    assert warehouse == truth
+    assert newest_by_id(during.records + after.records) == truth

@@ -1,16 +1,19 @@
-"""Incremental sync: the bookmark is the newest `at`; the next run asks only for changes."""
+"""Incremental sync: the bookmark is when the sync began; the next run asks only for changes."""
 
 from __future__ import annotations
 
 import datetime
 from pathlib import Path
 
+from tap_toggl_tasks.protocol import decode_ids
 from tap_toggl_tasks.tap import LOOKBACK_SECONDS
 from tests.conftest import config_for, run_tap
 from toggl_standin.demo_data import make_task
 from toggl_standin.server import Fault, TogglServer
 
 AN_HOUR = datetime.timedelta(hours=1)
+# A day inside the window in which Toggl accepts `since`.
+RECENT = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=3)).date().isoformat()
 
 
 def unix(timestamp: str) -> int:
@@ -22,22 +25,27 @@ def since_for(bookmark: str | None) -> str:
     return str(unix(bookmark or "") - LOOKBACK_SECONDS)
 
 
-def test_first_run_bookmarks_the_newest_at(server: TogglServer, tmp_path: Path) -> None:
+def test_first_run_bookmarks_when_it_began_by_toggls_clock(
+    server: TogglServer, tmp_path: Path
+) -> None:
+    server.clock_offset = datetime.timedelta(minutes=-7)  # Toggl's clock behind this machine's
     run = run_tap(config_for(server), tmp_path)
 
-    newest = max(run.records, key=lambda r: r["at"])["at"]
-    assert run.final_state == {
-        "bookmarks": {
-            "tasks": {
-                "replication_key": "at",
-                "replication_key_value": newest,
-                "largest_page": 25,
-                # what the bookmark covers: a change of these makes the next run sync everything
-                "filters": {"include_not_active": True, "include_hidden": True, "search": None},
-            },
-        },
+    state = run.final_state["bookmarks"]["tasks"]
+    began = datetime.datetime.fromisoformat(state["replication_key_value"])
+    toggl_now = datetime.datetime.now(datetime.UTC) + server.clock_offset
+    assert toggl_now - datetime.timedelta(minutes=1) < began <= toggl_now
+    assert set(state) == {
+        "replication_key",
+        "replication_key_value",
+        # what the bookmark covers: a change of these makes the next run sync everything
+        "filters",
+        "known_ids",
+        "table_version",
     }
-    assert server.requests[0].params["since"] == "0"  # the start of time
+    assert state["filters"] == {"include_not_active": True, "include_hidden": True, "search": None}
+    assert decode_ids(state["known_ids"]) == set(range(1, 26))
+    assert "since" not in server.requests[0].params  # a first sync lists every task
 
 
 def test_next_run_sends_since_and_gets_only_changes(server: TogglServer, tmp_path: Path) -> None:
@@ -69,9 +77,10 @@ def test_a_run_with_nothing_new_costs_one_request(server: TogglServer, tmp_path:
 
     assert second.returncode == 0, second.stderr
     assert len(server.requests) == 3  # the first sync's two, then one
-    # since rounds down, so tasks of the bookmark's own second come again: at-least-once
-    assert {r["at"] for r in second.records} <= {first.bookmark}
-    assert second.bookmark == first.bookmark
+    assert second.records == []  # the fixture's tasks changed long before the lookback
+    assert second.bookmark is not None
+    assert first.bookmark is not None
+    assert second.bookmark >= first.bookmark  # a quiet account keeps a fresh `since`
 
 
 def test_since_rounds_the_bookmark_down_to_whole_seconds(
@@ -81,7 +90,7 @@ def test_since_rounds_the_bookmark_down_to_whole_seconds(
         "bookmarks": {
             "tasks": {
                 "replication_key": "at",
-                "replication_key_value": "2024-05-01T10:00:07.9+00:00",
+                "replication_key_value": f"{RECENT}T10:00:07.9+00:00",
             }
         }
     }
@@ -89,27 +98,44 @@ def test_since_rounds_the_bookmark_down_to_whole_seconds(
     run = run_tap(config_for(server), tmp_path, state=state)
 
     assert run.returncode == 0, run.stderr
-    assert server.requests[0].params["since"] == since_for("2024-05-01T10:00:07+00:00")
+    assert server.requests[0].params["since"] == since_for(f"{RECENT}T10:00:07+00:00")
 
 
-def test_start_date_limits_the_first_run(server: TogglServer, tmp_path: Path) -> None:
-    run = run_tap(config_for(server, start_date="2024-06-01T00:00:00Z"), tmp_path)
+def test_start_date_limits_the_first_run(tmp_path: Path) -> None:
+    tasks = [make_task(i, at=f"{RECENT}T{i:02d}:00:00Z") for i in range(1, 11)]
+    with TogglServer(tasks) as toggl:
+        run = run_tap(
+            config_for(toggl, api_token=toggl.api_token, start_date=f"{RECENT}T06:00:00Z"),
+            tmp_path,
+        )
 
     assert run.returncode == 0, run.stderr
-    assert server.requests[0].params["since"] == str(unix("2024-06-01T00:00:00+00:00"))
-    assert all(r["at"] >= "2024-06-01" for r in run.records)
+    assert toggl.requests[0].params["since"] == str(unix(f"{RECENT}T06:00:00+00:00"))
+    assert sorted(r["id"] for r in run.records) == list(range(6, 11))
+
+
+def test_a_start_date_older_than_toggl_accepts_filters_a_full_pass(
+    server: TogglServer, tmp_path: Path
+) -> None:
+    # The fixture's tasks are a week apart in 2024: too old for `since`, so the tap reads all
+    # and keeps what start_date asks for.
+    run = run_tap(config_for(server, start_date="2024-04-01T00:00:00Z"), tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    assert "since" not in server.requests[0].params
+    assert sorted(r["id"] for r in run.records) == list(range(13, 26))
 
 
 def test_a_bookmark_newer_than_start_date_wins(server: TogglServer, tmp_path: Path) -> None:
     state = {
         "bookmarks": {
-            "tasks": {"replication_key": "at", "replication_key_value": "2025-02-03T04:05:06+00:00"}
+            "tasks": {"replication_key": "at", "replication_key_value": f"{RECENT}T04:05:06+00:00"}
         }
     }
 
     run_tap(config_for(server, start_date="2024-01-01"), tmp_path, state=state)
 
-    assert server.requests[0].params["since"] == since_for("2025-02-03T04:05:06+00:00")
+    assert server.requests[0].params["since"] == since_for(f"{RECENT}T04:05:06+00:00")
 
 
 def test_a_task_changed_during_the_sync_is_not_skipped_next_time(tmp_path: Path) -> None:
@@ -144,5 +170,6 @@ def test_state_round_trips_through_the_state_flag(server: TogglServer, tmp_path:
     first = run_tap(config_for(server), tmp_path)
     second = run_tap(config_for(server), tmp_path, state=first.final_state)
 
-    assert second.states[0] == first.final_state
-    assert second.bookmark == first.bookmark
+    # the run starts from the state it was given: its `since` is the first run's bookmark
+    assert second.returncode == 0, second.stderr
+    assert server.requests[-1].params["since"] == since_for(first.bookmark)

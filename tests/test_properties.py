@@ -15,15 +15,11 @@ What the model tries (each run of a chain draws its own):
 The oracle is a warehouse that upserts by id and honours ACTIVATE_VERSION as
 meltanolabs-target-postgres does; `test_..._without_activate_version` checks the same chains
 into one that ignores it (target-duckdb), where tombstones must do the work.
-Runs use the Tap in this process (fast enough for hypothesis); the host clock is moved through
-the stream's `host_clock`, the one place the tap reads it for the `since` window.
+Runs use the Tap in this process (tests/in_process.py), whose host clock the model moves.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,10 +29,8 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tap_toggl_tasks.errors import TogglError
 from tap_toggl_tasks.protocol import MAX_STEP_BACKS
-from tap_toggl_tasks.streams import TasksStream
-from tap_toggl_tasks.tap import TapTogglTasks
+from tests.in_process import last_state, sync
 from tests.warehouse import Warehouse, as_emitted
 from toggl_standin.demo_data import make_task
 from toggl_standin.server import Fault, TogglServer
@@ -130,32 +124,6 @@ def changing(change_list: list[Change]) -> Callable[[TogglServer], None]:
     return lambda server: apply(server, change_list)
 
 
-def sync(
-    config: dict[str, Any], state: dict[str, Any] | None, host_now: datetime
-) -> tuple[list[dict[str, Any]], bool]:
-    """One run of the tap in this process, its host clock at `host_now`: messages, finished."""
-    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
-    finished = True
-    shift = host_now - datetime.now(UTC)
-    with contextlib.redirect_stdout(out):
-        try:
-            tap = TapTogglTasks(config=config, state=state, parse_env_config=False)
-            stream = tap.streams["tasks"]
-            assert isinstance(stream, TasksStream)
-            stream.host_clock = lambda: datetime.now(UTC) + shift  # type: ignore[method-assign]
-            tap.sync_all()
-        except TogglError:
-            finished = False
-        out.flush()
-    lines = out.buffer.getvalue().decode().splitlines()
-    return [json.loads(line) for line in lines], finished
-
-
-def last_state(messages: list[dict[str, Any]], fallback: dict[str, Any] | None) -> Any:
-    states = [m["value"] for m in messages if m["type"] == "STATE"]
-    return states[-1] if states else fallback
-
-
 def run_chain(
     chain: list[Run], *, task_count: int, page_size: int, order: str, clock: float, old_since: str
 ) -> tuple[TogglServer, list[dict[str, Any]]]:
@@ -172,6 +140,7 @@ def run_chain(
             "api_url": toggl.url,
             "page_size": page_size,
             "max_quota_wait_seconds": 0,  # a run out of quota stops; the next one resumes
+            "request_interval_seconds": 0,
         }
         state: dict[str, Any] | None = None
         for run in chain:

@@ -63,7 +63,7 @@ class Fault:
     delay: float = 0.0
     drop: bool = False
     truncate: bool = False
-    before: Callable[[TogglServer], None] | None = None
+    before: Callable[[TogglServer], object] | None = None
 
 
 @dataclass
