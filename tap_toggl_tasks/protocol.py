@@ -1,7 +1,7 @@
 """The sync protocol: where a sync starts, its `since`, how pages join, what the state holds.
 
 Everything the tap decides about completeness lives here; `streams.py` only moves pages and
-records between Toggl and the SDK. No HTTP, no SDK: a function of the pages it is given.
+records between Toggl and the SDK. No HTTP and no SDK hook here: a function of the pages given.
 
 The tasks state (`bookmarks.tasks`)::
 
@@ -55,6 +55,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tap_toggl_tasks.errors import TogglError
+
 Task = dict[str, Any]
 Identity = tuple[Any, Any]  # (id, at) as Toggl sent them: equal only while the task is unchanged
 
@@ -69,6 +71,9 @@ FILTER_SETTINGS = ("include_not_active", "include_hidden", "search")
 SINCE_WINDOW = datetime.timedelta(days=60)
 MAX_STEP_BACKS = 5  # a sync's, across the runs that resume it
 ANCHORS_KEPT = 10  # tasks at the end of a page that may prove the next page joins it
+# The same page this many times in a row: the server ignores `offset`. (Twice is legitimate:
+# tasks inserted before the offset can repeat a page.)
+SAME_PAGE_LIMIT = 3
 # Keys of states written by 0.1.x: what they recorded is rebuilt, so they are dropped.
 OLD_KEYS = ("largest_page", "deletions_unseen_since")
 
@@ -127,6 +132,7 @@ class Sync:
     resumed: bool = False
     notes: list[str] = field(default_factory=list)  # what the plan wants the user to know
     widest: int = 0  # the largest page Toggl sent in this run: a shorter one is the end
+    repeats: int = 0  # pages in a row that were the page before over again
     tasks_read: int = 0
     finished: bool = False
 
@@ -252,7 +258,17 @@ class Sync:
         """Take the page asked at `next_offset`; return the tasks to emit, decide what follows."""
         widest_before, self.widest = self.widest, max(self.widest, len(tasks))
         identities = [identity(task) for task in tasks]
+        offset = self.pager.offset
+        same_again = bool(identities) and identities[-ANCHORS_KEPT:] == self.pager.anchors
         fresh_tasks, self.pager, end = turn_page(self.pager, identities, tasks, widest_before)
+        self.repeats = self.repeats + 1 if same_again and not end else 0
+        if self.repeats >= SAME_PAGE_LIMIT - 1:
+            # A server that ignores `offset` would otherwise be asked for one page forever.
+            raise TogglError(
+                f"Toggl returned the same page at {SAME_PAGE_LIMIT} offsets in a row (the last "
+                f"{offset}): it seems to ignore the offset parameter. Check the api_url setting; "
+                "as a workaround set page_size above your number of tasks."
+            )
         self.finished = end
         self.tasks_read += len(fresh_tasks)
         live = [task["id"] for task in tasks if not task.get("server_deleted_at")]

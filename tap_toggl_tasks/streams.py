@@ -171,6 +171,12 @@ class TasksStream(TogglRetries, RESTStream[PageAt]):
             )
             sync.without_since()
             yield from super().get_records(context)
+        if sync.pager.gap:
+            self.logger.warning(
+                "Toggl's task list changed under this sync more than it could bridge, so some "
+                "unchanged tasks may have been skipped. The bookmark stays where it was: the "
+                "next run reads these tasks again."
+            )
         activate = sync.activates and not sync.pager.gap
         tombstones = sync.finish(self.stream_state)
         # The SDK's own bookmark (the newest `at` seen) must not replace the protocol's.

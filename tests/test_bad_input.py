@@ -26,15 +26,23 @@ from toggl_standin.server import TogglServer
         ({"bookmarks": {"tasks": ["at"]}}, "`tasks` bookmark is not an object"),
         (
             {"bookmarks": {"tasks": {"replication_key": "id", "replication_key_value": 7}}},
-            "bookmark is on 'id', not on `at`",
+            "bookmark is on 'id', not `at`",
         ),
         (
             {"bookmarks": {"tasks": {"replication_key": "at", "replication_key_value": "soon"}}},
-            "bookmark 'soon' is not a timestamp",
+            "`replication_key_value` 'soon' is not a timestamp",
         ),
         (
-            {"bookmarks": {"tasks": {"deletions_unseen_since": "later"}}},
-            "deletions_unseen_since 'later' is not a timestamp",
+            {"bookmarks": {"tasks": {"known_ids": "1,2,3"}}},
+            "`known_ids` '1,2,3' is not encoded task ids",
+        ),
+        (
+            {"bookmarks": {"tasks": {"filters": {"colour": "red"}}}},
+            "`filters` {'colour': 'red'} is not an object of filter settings",
+        ),
+        (
+            {"bookmarks": {"tasks": {"unfinished_sync": {"began": "2026-01-01", "pager": 3}}}},
+            "unfinished_sync has no `filters`",
         ),
     ],
     ids=[
@@ -43,7 +51,9 @@ from toggl_standin.server import TogglServer
         "not-an-object",
         "other-key",
         "not-a-timestamp",
-        "mark-not-a-timestamp",
+        "known-ids-not-encoded",
+        "filters-unknown",
+        "unfinished-incomplete",
     ],
 )
 def test_a_state_this_tap_cannot_use_is_refused(
@@ -118,3 +128,11 @@ def test_a_catalog_selecting_tasks_syncs_them(server: TogglServer, tmp_path: Pat
 
     assert run.returncode == 0, run.stderr
     assert len(run.records) == 25
+
+
+def test_a_state_from_0_1_is_still_read(server: TogglServer) -> None:
+    # Keys 0.1 wrote and this version rebuilds: dropped, not refused.
+    state = {"bookmarks": {"tasks": {"largest_page": 25, "deletions_unseen_since": "2026-01-01"}}}
+    tap = TapTogglTasks(config=config_for(server), state=state, parse_env_config=False)
+
+    assert tap.state["bookmarks"]["tasks"]["largest_page"] == 25  # until the sync settles it

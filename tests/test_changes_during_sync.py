@@ -18,9 +18,6 @@ def offsets(server: TogglServer) -> list[str]:
     return [r.params["offset"] for r in server.requests]
 
 
-EPOCH = "1970-01-01T00:00:00.000000+00:00"
-
-
 def finish(*task_ids: int) -> Fault:
     """Mark tasks done: without include_not_active they leave the list, and the rest shift.
 
@@ -91,27 +88,18 @@ def test_tasks_inserted_before_the_offset_cost_nothing_extra(tmp_path: Path) -> 
     assert offsets(toggl) == ["0", "9", "18", "27"]
 
 
-def test_a_shift_too_large_to_bridge_keeps_the_bookmark_for_the_next_run(tmp_path: Path) -> None:
+def test_a_large_shift_is_bridged_by_stepping_back_page_by_page(tmp_path: Path) -> None:
     with TogglServer([make_task(i) for i in range(1, 26)]) as toggl:
         # after pages 1 and 2 (tasks 1-9), six tasks before the offset leave the list at once
         toggl.script(None, None, finish(2, 3, 4, 6, 7, 8))
-        config = active_only(toggl, 5)
-        first = run_tap(config, tmp_path)
-        first_requests = len(toggl.requests)
-        second = run_tap(config, tmp_path, state=first.final_state)
-        second_params = [r.params for r in toggl.requests[first_requests:]]
+        run = run_tap(active_only(toggl, 5), tmp_path)
 
-    assert first.returncode == 0, first.stderr
-    assert "bookmark stays where it was" in first.stderr
-    assert 10 not in ids_of(first)  # shifted out of reach: it would be lost...
-    # ...but the bookmark stays where it was: there was none, so the start of time
-    assert first.bookmark == EPOCH
-    assert {p.get("since") for p in second_params} == {"0"}
-    assert second.returncode == 0, second.stderr
-    assert 10 in ids_of(second)
-    assert set(ids_of(first)) | set(ids_of(second)) == set(range(1, 26))
-    assert second.bookmark is not None
-    assert second.bookmark > EPOCH
+    assert run.returncode == 0, run.stderr
+    assert set(ids_of(run)) == set(range(1, 26))
+    # page 3 (offset 8) misses the overlap; back to page 2's start (4), then by a page (0)
+    assert offsets(toggl)[:5] == ["0", "4", "8", "4", "0"]
+    assert run.bookmark is not None
+    assert "WARNING" not in run.stderr
 
 
 def test_step_backs_are_bounded_per_sync(tmp_path: Path) -> None:
@@ -129,5 +117,11 @@ def test_step_backs_are_bounded_per_sync(tmp_path: Path) -> None:
     assert step_backs == 5
     # pages of 9 new tasks each, plus one request for every step back
     assert len(toggl.requests) <= -(-120 // 9) + 1 + step_backs
-    assert run.bookmark == EPOCH
+    assert run.bookmark is None  # a gap: the bookmark stays, here none...
+    assert "The bookmark stays where it was" in run.stderr
+    with TogglServer(tasks) as toggl:
+        again = run_tap(active_only(toggl, 10), tmp_path, state=run.final_state)
+    # ...so the next run reads every task again
+    assert "since" not in toggl.requests[0].params
+    assert set(ids_of(again)) == set(range(1, 121))
     assert "bookmark stays where it was" in run.stderr

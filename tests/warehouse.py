@@ -2,8 +2,9 @@
 
 `Warehouse(activate_version=True)` behaves as meltanolabs-target-postgres: each RECORD replaces
 the row of its id and stamps it with the message's table version; ACTIVATE_VERSION marks
-deleted (`_sdc_deleted_at`) the rows of older versions, and of none. With `activate_version=False` it is
-target-duckdb 0.8.0, which ignores ACTIVATE_VERSION: only `server_deleted_at` marks a deletion.
+deleted (`_sdc_deleted_at`) the rows of older versions, and of none. With
+`activate_version=False` it is target-duckdb 0.8.0, which ignores ACTIVATE_VERSION: only
+`server_deleted_at` marks a deletion.
 """
 
 from __future__ import annotations
