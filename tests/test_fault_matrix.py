@@ -64,7 +64,7 @@ def test_a_fault_on_any_page_loads_everything_or_stops_cleanly(
         assert message in run.error
         assert elapsed < 15
         assert len(toggl.requests) == page  # nothing retried that cannot succeed
-        assert bookmarks_in(run) == {None}
+        assert bookmarks_in(run) <= {None}
     assert "Authorization" not in run.stderr
     assert all(secret not in run.stdout + run.stderr for secret in SECRETS)
 
@@ -84,7 +84,8 @@ CHANGES = {
 def test_a_change_between_pages_reaches_the_warehouse_by_the_next_run(
     tmp_path: Path, change: str, page: int
 ) -> None:
-    with TogglServer([make_task(i) for i in range(1, 26)]) as toggl:
+    # 35 tasks, 10 a page: pages at offsets 0, 9, 18 and 27, so page 3 is not the last
+    with TogglServer([make_task(i) for i in range(1, 36)]) as toggl:
         config = config_for(toggl, api_token=toggl.api_token, page_size=10)
         fired: list[int] = []
 

@@ -35,27 +35,33 @@ def test_the_sdk_still_installs_its_termination_handler_for_sigterm() -> None:
     assert f"signal.signal(signal.SIGTERM, self.{sdk_internals.TERMINATION_HANDLER})" in source
 
 
-def test_the_signpost_caps_the_bookmark_and_own_keys_survive_finalizing() -> None:
-    # Public calls, but the tap's bookmark rests on their exact effect: finalizing promotes the
-    # newest value seen, capped at the signpost, and leaves the stream's other keys alone.
-    tap = TapTogglTasks(
-        config={"api_token": "t"},
-        state={"bookmarks": {"tasks": {"largest_page": 7}}},
-        parse_env_config=False,
-    )
+def test_finalizing_keeps_the_protocols_bookmark_and_own_keys() -> None:
+    # Public calls, but the bookmark rests on their exact effect: the protocol sets the
+    # bookmark itself and drops the SDK's progress markers; finalizing must then change nothing.
+    tap = TapTogglTasks(config={"api_token": "t"}, state={}, parse_env_config=False)
     manager = tap.streams["tasks"].state_manager
-    manager.write_replication_key_signpost("2026-01-01T00:00:05.000000+00:00")
-    for at in ("2026-01-01T00:00:01.000000+00:00", "2026-01-01T00:00:09.000000+00:00"):
-        manager.increment_state({"at": at}, replication_key="at")
-    manager.increment_state({"at": "2025-01-01T00:00:00.000000+00:00"}, replication_key="at")
-    manager.finalize_state(manager.stream_state)
+    manager.increment_state({"at": "2026-01-01T00:00:09.000000+00:00"}, replication_key="at")
+    stream_state = manager.stream_state
+    stream_state.pop("progress_markers")
+    stream_state |= {"replication_key": "at", "replication_key_value": "2026-01-01T00:00:05+00:00"}
+    stream_state["known_ids"] = "x"
+    manager.finalize_state(stream_state)
 
     assert tap.state == {
         "bookmarks": {
             "tasks": {
-                "largest_page": 7,
                 "replication_key": "at",
-                "replication_key_value": "2026-01-01T00:00:05.000000+00:00",
+                "replication_key_value": "2026-01-01T00:00:05+00:00",
+                "known_ids": "x",
             }
         }
     }
+
+
+def test_records_carry_the_table_version_the_stream_is_given() -> None:
+    tap = TapTogglTasks(config={"api_token": "t"}, parse_env_config=False)
+    stream = tap.streams["tasks"]
+    sdk_internals.set_table_version(stream, 1234)
+    messages = list(stream._generate_record_messages({"id": 1, "at": "2026-01-01T00:00:00Z"}))
+
+    assert [message.version for message in messages] == [1234]
