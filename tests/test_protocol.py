@@ -288,3 +288,19 @@ def test_ids_round_trip_compactly() -> None:
     assert decode_ids(encoded) == ids
     assert len(encoded) < 1000  # well under a byte an id for ids this close together
     assert decode_ids(encode_ids(set())) == set()
+
+
+def test_1f_a_resumed_sync_with_its_step_backs_spent_has_none_left(tmp_path: Path) -> None:
+    with TogglServer([make_task(i) for i in range(1, 26)]) as toggl:
+        config = config_for(toggl, api_token=toggl.api_token, page_size=10)
+        toggl.script(None, Fault(status=402, body='"Quota exceeded"', headers=QUOTA_GONE))
+        stopped = run_tap({**config, "max_quota_wait_seconds": 0}, tmp_path)
+        state = stopped.final_state
+        # as if the interrupted sync had spent every step back before it stopped
+        state["bookmarks"]["tasks"][UNFINISHED]["pager"]["step_backs"] = MAX_STEP_BACKS
+        toggl.delete(2)  # the list shifts left under the next page: it will not join
+        resumed = run_tap(config, tmp_path, state=state)
+
+    assert resumed.returncode == 0, resumed.stderr
+    assert "The bookmark stays where it was" in resumed.stderr
+    assert resumed.bookmark is None  # so the next run reads everything again
