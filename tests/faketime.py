@@ -3,12 +3,18 @@
 `faketime -f +100d COMMAND` (Debian's faketime package) starts COMMAND with libfaketime
 preloaded (LD_PRELOAD and FAKETIME in its environment, which every child inherits: the tap, the
 loader and dbt that `meltano run` starts), so time(), gettimeofday() and clock_gettime() answer
-100 days later. The monotonic clocks are left alone (`--exclude-monotonic`): time measured
-between two moments (timeouts, retries' back-off, the SDK's metrics) stays true, only the date
-moves.
+100 days later. The stand-in for Toggl moves its own clock with `TogglServer.clock_offset`; a
+test that sets both alike makes days pass for the whole pipeline.
 
-The stand-in for Toggl moves its own clock with `TogglServer.clock_offset`; a test that makes
-both agree makes days pass for the whole pipeline.
+What libfaketime 0.9.10 (Debian's) does to Python 3.11, checked here:
+- The monotonic clocks move too, and must: with `--exclude-monotonic` every `time.sleep()` fails
+  with `OSError: [Errno 22] Invalid argument` (its clock_nanosleep wrapper shifts the absolute
+  monotonic deadline Python passes). target-postgres sleeps while it drains, so it crashed.
+- A timed wait on a lock held by another thread (`Lock.acquire(timeout=...)`,
+  `threading.Event().wait(...)`, `queue.Queue().get(timeout=...)`) never returns: glibc's
+  sem_clockwait, which Python uses, gets a deadline on the moved monotonic clock that
+  libfaketime does not move back. Sleeps, socket timeouts and asyncio are fine, and so is the
+  whole pipeline (Meltano, tap, both loaders, dbt), but run such commands with a timeout.
 
 Installed on first use when missing, as scripts/private-postgres installs PostgreSQL: as root
 with apt-get (after one `apt-get update` if the first try fails); elsewhere the test fails,
@@ -57,8 +63,8 @@ def faketime_program() -> str:
 
 
 def later(ahead: timedelta, command: Sequence[str]) -> list[str]:
-    """`command`, run with the host's clock (not its monotonic clocks) `ahead` of the real one."""
+    """`command`, run with the host's clocks `ahead` of the real ones."""
     seconds = round(ahead.total_seconds())
     # libfaketime's relative offsets: seconds, or days with a `d` (which reads better in a log).
     offset = f"{seconds // 86_400:+d}d" if seconds % 86_400 == 0 else f"{seconds:+d}"
-    return [faketime_program(), "--exclude-monotonic", "-f", offset, *command]
+    return [faketime_program(), "-f", offset, *command]
