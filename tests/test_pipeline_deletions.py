@@ -1,0 +1,230 @@
+"""A task deleted in Toggl while the pipeline was paused past Toggl's `since` window ends up
+deleted in both warehouses (issue 15, section 3).
+
+Toggl refuses (or answers empty) a `since` older than about three months, so the tap never sends
+one older than 60 days by the host's clock: after a longer pause it reads the whole task list
+without `since`, and that list holds no deleted tasks (no tombstones). The tap keeps the ids it
+has loaded in its state; at the end of a complete pass without `since` it emits, for each known
+id Toggl no longer lists, a tombstone record (`id`, and `at` and `server_deleted_at` both when the
+sync began), which both loaders upsert on `id`: stg_tasks then says `deleted`.
+
+Days pass for the whole pipeline: the stand-in's clock by its `clock_offset`, the host's clock
+(the tap's, the loader's and dbt's) by libfaketime around the second `meltano run`:
+
+    day 0     first run: 20 tasks, changed in the 20 days before, 4 of them done
+    day 20    a task deleted in Toggl (80 days before the next run)
+    day 99    a done task renamed
+    day 100   the next run, by Toggl's clock and the host's
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.faketime import later
+from tests.meltano_project import (
+    API_TOKEN,
+    MELTANO_BIN,
+    Meltano,
+    create_database,
+    install_plugins,
+    meltano_project,
+    private_postgres,
+    requests_since,
+)
+from toggl_standin.demo_data import format_at, make_task, parse_at
+from toggl_standin.server import TogglServer
+
+pytestmark = pytest.mark.slow
+
+TASKS = 20
+DELETED = 7  # open until deleted
+RENAMED = 10  # done (every fifth task is)
+NEW_NAME = 'Renamed on day 99: "v2" ✓'
+DELETED_ON = timedelta(days=20)
+RENAMED_ON = timedelta(days=99)
+PAUSE = timedelta(days=100)
+# Toggl refuses a `since` older than this by its own clock (its staff: "API will fail when asking
+# for >3 months ago"); the stand-in answers such a `since` with a 400, as Toggl may.
+TOGGL_SINCE_WINDOW = timedelta(days=90)
+# A run takes about 20 s; one that hangs under libfaketime fails well before Meltano's 600 s.
+RUN_TIMEOUT = 300
+SELECT_STAGING = "select task_id, task_name, status, deleted_at from toggl_analytics.stg_tasks"
+
+
+def recent_tasks() -> list[dict[str, Any]]:
+    """Tasks changed on the days before the first run, so that the first run's bookmark (when it
+    began, or the newest `at`) is recent: only a clock moved 100 days on makes it too old for a
+    `since`."""
+    now = datetime.now(UTC)
+    return [
+        make_task(i, active=i % 5 != 0, at=format_at(now - timedelta(days=TASKS - i + 1)))
+        for i in range(1, TASKS + 1)
+    ]
+
+
+def enforce_since_window(toggl: TogglServer) -> None:
+    """From now on the stand-in refuses a `since` Toggl would refuse at its present time."""
+    toggl.oldest_since = int((toggl.clock() - TOGGL_SINCE_WINDOW).timestamp())
+
+
+def run_later(meltano: Meltano, ahead: timedelta, *args: str) -> subprocess.CompletedProcess[str]:
+    """`meltano ARGS` with the host's clock `ahead` for Meltano and every plugin it starts."""
+    command = later(ahead, [str(MELTANO_BIN / "meltano"), *args])
+    # In a session of its own, so that a timeout ends Meltano's plugins as well.
+    with subprocess.Popen(
+        command,
+        cwd=meltano.cwd,
+        env=meltano.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            assert API_TOKEN not in stdout + stderr, "an API token reached Meltano's output"
+            pytest.fail(
+                f"meltano {' '.join(args)} under faketime did not finish in {RUN_TIMEOUT} s (a "
+                f"timed lock wait never returns under libfaketime: tests/faketime.py):\n"
+                f"{(stdout + stderr)[-6000:]}"
+            )
+    assert API_TOKEN not in stdout + stderr, "an API token reached Meltano's output"
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def expected_staging(toggl: TogglServer) -> dict[int, dict[str, Any]]:
+    """What stg_tasks must say of each task Toggl has (deleted ones included): its status, and
+    the name of every task that is not deleted (a tombstone need not carry it)."""
+    rows: dict[int, dict[str, Any]] = {}
+    for task_id, task in toggl.tasks.items():
+        if task["server_deleted_at"] is not None:
+            rows[task_id] = {"status": "deleted"}
+        else:
+            status = "done" if task["active"] is False else "open"
+            rows[task_id] = {"status": status, "task_name": task["name"]}
+    return rows
+
+
+def utc(moment: datetime) -> datetime:
+    """Both warehouses hand back stg_tasks' timestamps without a zone, in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass
+class Warehouse:
+    """One of the warehouses we ship: the Meltano job that loads it and builds the models, and
+    how to read stg_tasks from it."""
+
+    job: str
+    staging: Callable[[], list[dict[str, Any]]]
+
+
+def deleted_during_a_long_pause_shows_deleted(
+    meltano: Meltano, toggl: TogglServer, warehouse: Warehouse
+) -> None:
+    """The module's timeline on one warehouse, then stg_tasks checked against Toggl's tasks."""
+    enforce_since_window(toggl)
+    meltano("run", warehouse.job)
+    first = {row["task_id"]: row["status"] for row in warehouse.staging()}
+    assert first == {task_id: row["status"] for task_id, row in expected_staging(toggl).items()}
+    assert toggl.requests, "the first run asked Toggl nothing"
+
+    toggl.clock_offset = DELETED_ON
+    toggl.delete(DELETED)
+    toggl.clock_offset = RENAMED_ON
+    toggl.modify(RENAMED, name=NEW_NAME)
+    toggl.clock_offset = PAUSE
+    enforce_since_window(toggl)
+    before = len(toggl.requests)
+
+    done = run_later(meltano, PAUSE, "run", warehouse.job)
+
+    # Checked before the run's outcome: it shows whether the tap saw the clock 100 days on.
+    sent = requests_since(toggl, before)
+    assert sent, f"the run after the pause asked Toggl nothing:\n{done.stderr[-6000:]}"
+    with_since = [params for params in sent if "since" in params]
+    assert not with_since, (
+        "the run 100 days after the last one (whose bookmark was at most 20 days old then) "
+        f"sent `since`: the tap must send none older than 60 days by the host's clock (Toggl "
+        f"refuses one older than {TOGGL_SINCE_WINDOW.days}): {with_since}"
+    )
+    if done.returncode != 0:
+        output = done.stdout + done.stderr
+        pytest.fail(f"meltano run {warehouse.job} exited {done.returncode}:\n{output[-6000:]}")
+
+    rows = warehouse.staging()
+    by_id = {row["task_id"]: row for row in rows}
+    assert len(by_id) == len(rows), "stg_tasks holds a task twice"
+    assert len(rows) == len(toggl.tasks), "stg_tasks and Toggl hold different numbers of tasks"
+    landed = {
+        task_id: {name: by_id[task_id][name] for name in want} if task_id in by_id else None
+        for task_id, want in expected_staging(toggl).items()
+    }
+    assert landed == expected_staging(toggl)
+    assert by_id[DELETED]["status"] == "deleted"
+    assert by_id[RENAMED]["task_name"] == NEW_NAME
+    # The tap cannot know when the task was deleted, only that it was gone when the run began:
+    # never earlier than Toggl's deletion.
+    deleted_at = by_id[DELETED]["deleted_at"]
+    assert deleted_at is not None
+    assert utc(deleted_at) >= parse_at(toggl.tasks[DELETED]["server_deleted_at"])
+
+
+def duckdb_staging(path: Path) -> list[dict[str, Any]]:
+    import duckdb  # noqa: PLC0415 - only the pipeline tests need it
+
+    with duckdb.connect(str(path), read_only=True) as db:
+        cursor = db.execute(SELECT_STAGING)
+        names = [column[0] for column in cursor.description or ()]
+        return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+
+def postgres_staging(url: str) -> list[dict[str, Any]]:
+    import psycopg  # noqa: PLC0415 - only the pipeline tests need it
+    from psycopg.rows import dict_row  # noqa: PLC0415
+
+    with psycopg.connect(url, row_factory=dict_row) as db:
+        return db.execute(SELECT_STAGING).fetchall()
+
+
+def test_a_task_deleted_during_a_100_day_pause_is_deleted_in_duckdb(tmp_path: Path) -> None:
+    install_plugins("tap-toggl-tasks", "target-duckdb", "dbt-duckdb")
+    with TogglServer(recent_tasks(), api_token=API_TOKEN) as toggl:
+        meltano = meltano_project(tmp_path, toggl)
+        warehouse = Warehouse("toggl-to-duckdb", lambda: duckdb_staging(meltano.warehouse))
+        deleted_during_a_long_pause_shows_deleted(meltano, toggl, warehouse)
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[str]:
+    """postgresql://postgres@127.0.0.1:<port> of a private server, up for this module only."""
+    with private_postgres() as url:
+        yield url
+
+
+def test_a_task_deleted_during_a_100_day_pause_is_deleted_in_postgres(
+    postgres: str, tmp_path: Path
+) -> None:
+    install_plugins("tap-toggl-tasks", "target-postgres", "dbt-postgres")
+    url = create_database(postgres, "warehouse_deletions")
+    with TogglServer(recent_tasks(), api_token=API_TOKEN) as toggl:
+        meltano = meltano_project(
+            tmp_path,
+            toggl,
+            TARGET_POSTGRES_SQLALCHEMY_URL=url.replace("postgresql://", "postgresql+psycopg://", 1),
+        )
+        warehouse = Warehouse("toggl-to-postgres", lambda: postgres_staging(url))
+        deleted_during_a_long_pause_shows_deleted(meltano, toggl, warehouse)
