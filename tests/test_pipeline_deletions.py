@@ -42,7 +42,7 @@ from tests.meltano_project import (
     requests_since,
 )
 from toggl_standin.demo_data import format_at, make_task, parse_at
-from toggl_standin.server import TogglServer
+from toggl_standin.server import SINCE_WINDOW, TogglServer
 
 pytestmark = pytest.mark.slow
 
@@ -53,9 +53,6 @@ NEW_NAME = 'Renamed on day 99: "v2" ✓'
 DELETED_ON = timedelta(days=20)
 RENAMED_ON = timedelta(days=99)
 PAUSE = timedelta(days=100)
-# Toggl refuses a `since` older than this by its own clock (its staff: "API will fail when asking
-# for >3 months ago"); the stand-in answers such a `since` with a 400, as Toggl may.
-TOGGL_SINCE_WINDOW = timedelta(days=90)
 # A run takes about 20 s; one that hangs under libfaketime fails well before Meltano's 600 s.
 RUN_TIMEOUT = 300
 SELECT_STAGING = "select task_id, task_name, status, deleted_at from toggl_analytics.stg_tasks"
@@ -70,11 +67,6 @@ def recent_tasks() -> list[dict[str, Any]]:
         make_task(i, active=i % 5 != 0, at=format_at(now - timedelta(days=TASKS - i + 1)))
         for i in range(1, TASKS + 1)
     ]
-
-
-def enforce_since_window(toggl: TogglServer) -> None:
-    """From now on the stand-in refuses a `since` Toggl would refuse at its present time."""
-    toggl.oldest_since = int((toggl.clock() - TOGGL_SINCE_WINDOW).timestamp())
 
 
 def run_later(meltano: Meltano, ahead: timedelta, *args: str) -> subprocess.CompletedProcess[str]:
@@ -136,7 +128,6 @@ def deleted_during_a_long_pause_shows_deleted(
     meltano: Meltano, toggl: TogglServer, warehouse: Warehouse
 ) -> None:
     """The module's timeline on one warehouse, then stg_tasks checked against Toggl's tasks."""
-    enforce_since_window(toggl)
     meltano("run", warehouse.job)
     first = {row["task_id"]: row["status"] for row in warehouse.staging()}
     assert first == {task_id: row["status"] for task_id, row in expected_staging(toggl).items()}
@@ -147,7 +138,6 @@ def deleted_during_a_long_pause_shows_deleted(
     toggl.clock_offset = RENAMED_ON
     toggl.modify(RENAMED, name=NEW_NAME)
     toggl.clock_offset = PAUSE
-    enforce_since_window(toggl)
     before = len(toggl.requests)
 
     done = run_later(meltano, PAUSE, "run", warehouse.job)
@@ -159,7 +149,7 @@ def deleted_during_a_long_pause_shows_deleted(
     assert not with_since, (
         "the run 100 days after the last one (whose bookmark was at most 20 days old then) "
         f"sent `since`: the tap must send none older than 60 days by the host's clock (Toggl "
-        f"refuses one older than {TOGGL_SINCE_WINDOW.days}): {with_since}"
+        f"refuses one older than {SINCE_WINDOW.days}): {with_since}"
     )
     if done.returncode != 0:
         output = done.stdout + done.stderr
