@@ -130,7 +130,10 @@ class Sync:
     seen: list[str] = field(default_factory=list)  # encoded ids, one chunk a page
     gone: list[str] = field(default_factory=list)
     resumed: bool = False
-    notes: list[str] = field(default_factory=list)  # what the plan wants the user to know
+    # What the plan wants the user to know: warnings (a user's change costs a full read) and,
+    # in `info`, what is normal (a pause past the `since` window).
+    notes: list[str] = field(default_factory=list)
+    info: list[str] = field(default_factory=list)
     widest: int = 0  # the largest page Toggl sent in this run: a shorter one is the end
     repeats: int = 0  # pages in a row that were the page before over again
     tasks_read: int = 0
@@ -206,14 +209,17 @@ class Sync:
         elif settings.start_date is not None:
             start = settings.start_date
         since = None if start is None else math.floor(start.timestamp())
+        info = []
         if start is not None and start < now - SINCE_WINDOW:
-            notes.append(
+            info.append(
                 f"The sync would start at {start:%Y-%m-%d}, more than {SINCE_WINDOW.days} days "
                 "ago, and Toggl does not accept `since` that old: this run reads every task "
                 "instead, and marks deleted the tasks it knew that Toggl no longer lists."
             )
             since = None
-        return cls(settings, since=since, version=tasks_state.get(TABLE_VERSION), notes=notes)
+        return cls(
+            settings, since=since, version=tasks_state.get(TABLE_VERSION), notes=notes, info=info
+        )
 
     def answered(self, toggl_now: datetime.datetime) -> None:
         """Toggl's first answer: its clock is when the sync began."""

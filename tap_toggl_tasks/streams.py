@@ -154,6 +154,8 @@ class TasksStream(TogglRetries, RESTStream[PageAt]):
             self.stream_state, self.protocol_settings(), self.host_clock()
         )
         for note in sync.notes:
+            self.logger.warning("%s", note)
+        for note in sync.info:
             self.logger.info("%s", note)
         if sync.resumed:
             self.logger.info(

@@ -42,6 +42,11 @@ RECOVERABLE = [
 FATAL = [Fault(status=403), Fault(status=400, body='"Invalid include_not_active"')]
 CLOCK_OFFSETS = [-120.0, -2.0, 0.0, 2.0, 120.0]  # Toggl's clock against the host's
 MAX_RUNS_TO_FINISH = 40
+# A chain of runs is slow and large next to hypothesis's usual examples.
+CHAIN_SETTINGS: dict[str, Any] = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+}
 
 
 @dataclass
@@ -325,11 +330,7 @@ def assert_within_request_bound(
     old_since="refuse",
     chain=[Run([[], [Change("done", 0), Change("done", 1)]], crash=0.5), Run([FATAL[0]])],
 )
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@settings(max_examples=40, **CHAIN_SETTINGS)
 @given(
     task_count=st.integers(0, 30),
     page_size=st.integers(2, 12),
@@ -358,11 +359,7 @@ def test_a_chain_of_runs_ends_with_the_warehouse_equal_to_toggl(  # noqa: PLR091
     order="at",
     chain=[Run(), Run(days=20, before=[Change("delete", 3)], sync=False), Run(days=80)],
 )
-@settings(
-    max_examples=20,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@settings(max_examples=20, **CHAIN_SETTINGS)
 @given(
     task_count=st.integers(0, 30),
     page_size=st.integers(2, 12),
