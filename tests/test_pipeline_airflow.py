@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.meltano_project import (
-    AIRFLOW_PYTHON,
-    API_TOKEN,
-    assert_warehouse_matches,
-    awkward_tasks,
-    duckdb_rows,
-    install_plugins,
-    meltano_project,
-)
+from tests.pipelines.meltano import API_TOKEN, meltano_project
+from tests.pipelines.plugins import install_plugins
+from tests.pipelines.processes import run
+from tests.pipelines.project import AIRFLOW_PYTHON
+from tests.pipelines.warehouse import assert_warehouse_matches, awkward_tasks, duckdb_rows
 from toggl_standin.demo_data import demo_tasks
 from toggl_standin.server import TogglServer
 
-pytestmark = pytest.mark.slow
+# A module runs start to end on one pytest-xdist worker (--dist loadgroup), with its fixtures.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
 # Runs inside Airflow's own virtualenv: what Airflow's DAG processor makes of the folder.
 LOAD_DAG_FOLDER = """
 import json, sys
@@ -55,13 +51,10 @@ def test_dag_folder_imports_and_has_a_dag_per_meltano_schedule(tmp_path: Path) -
     with TogglServer(api_token=API_TOKEN) as toggl:
         meltano = meltano_project(tmp_path, toggl)
         schedules = json.loads(meltano("schedule", "list", "--format=json"))["schedules"]["job"]
-    done = subprocess.run(
+    done = run(
         [str(AIRFLOW_PYTHON), "-c", LOAD_DAG_FOLDER, str(meltano.cwd / "orchestrate" / "dags")],
-        capture_output=True,
-        text=True,
         timeout=300,
         env={**meltano.env, "AIRFLOW_HOME": str(tmp_path / "airflow")},
-        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     loaded: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
