@@ -175,7 +175,7 @@ def free_port() -> int:
         return port
 
 
-def wait_for_http(url: str, process: subprocess.Popen[str], within: float) -> None:
+def wait_for_http(url: str, process: subprocess.Popen[bytes], within: float) -> None:
     """Until the URL answers at all; fail if the process serving it exits first, or after
     `within` seconds."""
     deadline = time.monotonic() + within

@@ -12,6 +12,7 @@ import os
 import shlex
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -33,28 +34,40 @@ def run(
     stderr_into_stdout: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """Run the command to its end, whatever its exit code; fail the test if it is still running
-    after `timeout` seconds. Either way nothing it started outlives it."""
-    stderr = subprocess.STDOUT if stderr_into_stdout else subprocess.PIPE
-    with started(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=stderr) as process:
-        try:
-            stdout, err = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            end_group(process)
-            stdout, err = process.communicate()
-            pytest.fail(
-                f"`{shlex.join(args)}` was still running after {timeout:.0f} s; it and every "
-                f"process it started were stopped. Its output ended:\n{stdout[-4000:]}"
-                f"{(err or '')[-4000:]}"
-            )
-    return subprocess.CompletedProcess(list(args), process.returncode, stdout, err or "")
+    after `timeout` seconds. Either way nothing it started outlives it.
+
+    Its output goes to files, not pipes: a process it left behind holding a pipe open would keep
+    a reader waiting for the end of the output long after the command itself ended."""
+    with (
+        tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as out,
+        tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as err,
+    ):
+        stderr = subprocess.STDOUT if stderr_into_stdout else err
+        with started(args, cwd=cwd, env=env, stdout=out, stderr=stderr) as process:
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            else:
+                timed_out = False
+        # The whole group has ended: what the files hold is all there will be.
+        out.seek(0)
+        err.seek(0)
+        stdout, errors = out.read(), err.read()
+    if timed_out:
+        pytest.fail(
+            f"`{shlex.join(args)}` was still running after {timeout:.0f} s; it and every "
+            f"process it started were stopped. Its output ended:\n{stdout[-4000:]}{errors[-4000:]}"
+        )
+    return subprocess.CompletedProcess(list(args), process.returncode, stdout, errors)
 
 
 @contextmanager
-def started(args: Sequence[str], **popen: Any) -> Iterator[subprocess.Popen[str]]:
+def started(args: Sequence[str], **popen: Any) -> Iterator[subprocess.Popen[bytes]]:
     """A command running in a group of its own, for a test that talks to it while it runs
     (a server); at the end of the block the whole group is stopped."""
     process = subprocess.Popen(
-        list(args), start_new_session=True, text=True, stdin=subprocess.DEVNULL, **popen
+        list(args), start_new_session=True, stdin=subprocess.DEVNULL, **popen
     )
     try:
         yield process
@@ -62,7 +75,7 @@ def started(args: Sequence[str], **popen: Any) -> Iterator[subprocess.Popen[str]
         end_group(process)
 
 
-def end_group(process: subprocess.Popen[str]) -> None:
+def end_group(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM to every process of the command's group, SIGKILL to what is left after the grace.
 
     The group id is the command's pid, which the system does not hand out again while any
