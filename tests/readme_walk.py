@@ -82,6 +82,7 @@ def copy_repository(root: Path, into: Path) -> Path:
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=root,
         capture_output=True,
+        timeout=120,
         check=True,
     ).stdout.decode()
     for name in filter(None, listed.split("\0")):
@@ -91,7 +92,7 @@ def copy_repository(root: Path, into: Path) -> Path:
             shutil.copy2(source, into / name)
     git = ["git", "-c", "user.name=walk", "-c", "user.email=walk@example.com"]
     for command in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "fresh clone"]):
-        subprocess.run([*git, *command], cwd=into, check=True, capture_output=True)
+        subprocess.run([*git, *command], cwd=into, check=True, capture_output=True, timeout=300)
     return into
 
 
@@ -147,6 +148,7 @@ def leaked_into_git(repository: Path, secret: str) -> list[str]:
         ["git", "ls-files", "-z", "--others", "--exclude-standard", "--modified"],
         cwd=repository,
         capture_output=True,
+        timeout=120,
         check=True,
     ).stdout.decode()
     return sorted(

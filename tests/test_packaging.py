@@ -47,12 +47,9 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sdist and the wheel, built as a release would be (the wheel from the sdist)."""
     out = tmp_path_factory.mktemp("dist")
     # No isolation: setuptools comes from constraints.txt like every other tool, not the internet.
-    built = subprocess.run(
+    built = run(
         [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)],
-        capture_output=True,
-        text=True,
         timeout=300,
-        check=False,
     )
     assert built.returncode == 0, f"python -m build failed:\n{built.stdout[-3000:]}{built.stderr}"
     return out
@@ -120,13 +117,7 @@ def test_the_wheel_metadata_names_license_urls_and_pythons(dist: Path) -> None:
 
 def test_twine_finds_nothing_to_fix_in_the_sdist_or_the_wheel(dist: Path) -> None:
     files = sorted(str(path) for path in dist.iterdir())
-    checked = subprocess.run(
-        [sys.executable, "-m", "twine", "check", "--strict", *files],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    checked = run([sys.executable, "-m", "twine", "check", "--strict", *files], timeout=120)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.count("PASSED") == 2
 
@@ -165,7 +156,8 @@ def test_the_wheel_alone_in_a_clean_virtualenv_syncs_every_task(
     dist: Path, server: TogglServer, tmp_path: Path
 ) -> None:
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    made = run([sys.executable, "-m", "venv", str(venv)], timeout=120)
+    assert made.returncode == 0, made.stderr[-3000:]
     installed = run(
         [
             str(venv / "bin" / "python"),

@@ -42,6 +42,7 @@ def test_meltano_config_set_and_the_config_file_keep_the_token_out_of_git(tmp_pa
         cwd=clone,
         capture_output=True,
         text=True,
+        timeout=60,
         check=False,
     )
     assert ignored.stdout.split() == [".env", "config.json"]
