@@ -34,6 +34,8 @@ PROJECT: dict[str, Any] = tomllib.loads((ROOT / "pyproject.toml").read_text(enco
 VERSION = metadata.version("tap-toggl-tasks")
 MODULES = sorted(f"tap_toggl_tasks/{path.name}" for path in (ROOT / "tap_toggl_tasks").glob("*.py"))
 PYTHON_CLASSIFIER = re.compile(r"Programming Language :: Python :: (3\.\d+)$")
+# On one pytest-xdist worker, so that the sdist and wheel are built once, not once per worker.
+pytestmark = pytest.mark.xdist_group(__name__)
 
 
 def claimed_pythons() -> list[str]:
