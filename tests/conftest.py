@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.environment import clean_environ
 from toggl_standin.demo_data import make_task
 from toggl_standin.server import TogglServer
 
@@ -106,15 +106,13 @@ def run_tap(
         state_file = tmp_path / "state.json"
         state_file.write_text(json.dumps(state))
         command += ["--state", str(state_file)]
-    # A developer's TAP_TOGGL_TASKS_* variables must not leak into the tests.
-    clean_env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_TOGGL_TASKS_")}
     done = subprocess.run(
         command,
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**clean_env, **(env or {})},
+        env=clean_environ(**(env or {})),  # none of the developer's settings
         check=False,
     )
     messages = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"type"')]

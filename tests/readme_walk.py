@@ -8,14 +8,14 @@ are what this module substitutes or honours; nothing else is changed in a comman
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.pipelines.processes import run
+
 NOT_RUN = re.compile(r"<!-- not run by CI: (?P<reason>[^>]+?) -->")
 # `<your token>`, and the per-account forms `<acme token>` of the accounts recipe.
 TOKEN_PLACEHOLDER = re.compile(r"<[\w' ]*token>")
@@ -82,6 +82,7 @@ def copy_repository(root: Path, into: Path) -> Path:
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=root,
         capture_output=True,
+        timeout=120,
         check=True,
     ).stdout.decode()
     for name in filter(None, listed.split("\0")):
@@ -91,7 +92,7 @@ def copy_repository(root: Path, into: Path) -> Path:
             shutil.copy2(source, into / name)
     git = ["git", "-c", "user.name=walk", "-c", "user.email=walk@example.com"]
     for command in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "fresh clone"]):
-        subprocess.run([*git, *command], cwd=into, check=True, capture_output=True)
+        subprocess.run([*git, *command], cwd=into, check=True, capture_output=True, timeout=300)
     return into
 
 
@@ -130,16 +131,12 @@ def run_section(
         if block.not_run_because is None:
             script.append(f"printf '\\n>>> README.md line {block.line}\\n'")
             script.append(as_run_here(block.code, stand_ins))
-    done = subprocess.run(
+    done = run(
         ["bash", "--noprofile", "--norc", "-c", "\n".join(script)],
         cwd=cwd,
         env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=3600,
-        check=False,
+        timeout=1800,
+        stderr_into_stdout=True,
     )
     return SectionRun(done.returncode, done.stdout)
 
@@ -151,6 +148,7 @@ def leaked_into_git(repository: Path, secret: str) -> list[str]:
         ["git", "ls-files", "-z", "--others", "--exclude-standard", "--modified"],
         cwd=repository,
         capture_output=True,
+        timeout=120,
         check=True,
     ).stdout.decode()
     return sorted(
@@ -158,15 +156,3 @@ def leaked_into_git(repository: Path, secret: str) -> list[str]:
         for name in set(filter(None, listed.split("\0")))
         if (repository / name).is_file() and secret.encode() in (repository / name).read_bytes()
     )
-
-
-def clean_environ(**extra: str) -> dict[str, str]:
-    """A new user's shell: none of this machine's tap, loader, Meltano or Airflow settings, and
-    the checkout's download caches, so that a fresh clone installs in seconds, not minutes."""
-    foreign = ("TAP_", "TARGET_", "MELTANO_", "AIRFLOW", "VIRTUAL_ENV", "PYTHONPATH")
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith(foreign)},
-        "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR", str(ROOT / ".cache" / "uv")),
-        "PIP_CACHE_DIR": os.environ.get("PIP_CACHE_DIR", str(ROOT / ".cache" / "pip")),
-        **extra,
-    }

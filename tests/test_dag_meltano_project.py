@@ -4,16 +4,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.meltano_project import AIRFLOW_PYTHON, install_plugins
+from tests.environment import clean_environ
+from tests.pipelines.plugins import install_plugins
+from tests.pipelines.processes import run
+from tests.pipelines.project import AIRFLOW_PYTHON, ROOT
 
-pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
+# A module runs start to end on one pytest-xdist worker (--dist loadgroup), with its fixtures.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
 LOAD_DAG_FOLDER = """
 import json, sys
 from airflow.dag_processing.dagbag import DagBag
@@ -46,23 +47,16 @@ def test_schedules_of_included_files_become_dags_with_their_env(tmp_path: Path) 
         "    env: {TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA: acme, RETRIES: 3}\n",
         encoding="utf-8",
     )
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("MELTANO_", "AIRFLOW"))},
-        "MELTANO_PROJECT_ROOT": str(project),
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
-    }
-    done = subprocess.run(
+    env = clean_environ(MELTANO_PROJECT_ROOT=str(project), AIRFLOW_HOME=str(tmp_path / "airflow"))
+    done = run(
         [
             str(AIRFLOW_PYTHON),
             "-c",
             LOAD_DAG_FOLDER,
             str(ROOT / "orchestrate" / "dags" / "meltano_schedules.py"),
         ],
-        capture_output=True,
-        text=True,
         timeout=300,
         env=env,
-        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     loaded = json.loads(done.stdout.splitlines()[-1])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from types import ModuleType
 
-from tests.meltano_project import ROOT
+from tests.pipelines.project import ROOT
 
 
 def load_report() -> ModuleType:

@@ -11,18 +11,15 @@ import pytest
 import yaml
 
 from tap_toggl_tasks.tap import LOOKBACK_SECONDS
-from tests.meltano_project import (
-    ROOT,
-    Meltano,
-    duckdb_rows,
-    install_plugins,
-    make_project,
-    meltano_env,
-)
+from tests.pipelines.meltano import Meltano, meltano_env
+from tests.pipelines.plugins import install_plugins
+from tests.pipelines.project import ROOT, make_project
+from tests.pipelines.warehouse import duckdb_rows
 from toggl_standin.demo_data import make_task, parse_at
 from toggl_standin.server import TogglServer
 
-pytestmark = pytest.mark.slow
+# A module runs start to end on one pytest-xdist worker (--dist loadgroup), with its fixtures.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
 ACME_TOKEN = "tok-acme-never-print-me"
 GLOBEX_TOKEN = "tok-globex-never-print-me"
 

@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.meltano_project import (
-    AIRFLOW_PYTHON,
-    API_TOKEN,
-    MELTANO_BIN,
-    assert_warehouse_matches,
-    awkward_tasks,
-    duckdb_rows,
-    install_plugins,
-    meltano_project,
-)
+from tests.pipelines.meltano import API_TOKEN, meltano_project
+from tests.pipelines.plugins import install_plugins
+from tests.pipelines.processes import run
+from tests.pipelines.project import AIRFLOW_PYTHON, MELTANO_BIN
+from tests.pipelines.warehouse import assert_warehouse_matches, awkward_tasks, duckdb_rows
 from toggl_standin.demo_data import demo_tasks
 from toggl_standin.server import TogglServer
 
-pytestmark = pytest.mark.slow
+# A module runs start to end on one pytest-xdist worker (--dist loadgroup), with its fixtures.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
 # Runs inside Airflow's own virtualenv: what Airflow's DAG processor makes of the folder.
 LOAD_DAG_FOLDER = """
 import json, sys
@@ -57,13 +52,10 @@ def test_dag_folder_imports_and_has_a_dag_per_meltano_schedule(tmp_path: Path) -
     with TogglServer(api_token=API_TOKEN) as toggl:
         meltano = meltano_project(tmp_path, toggl)
         schedules = json.loads(meltano("schedule", "list", "--format=json"))["schedules"]["job"]
-    done = subprocess.run(
+    done = run(
         [str(AIRFLOW_PYTHON), "-c", LOAD_DAG_FOLDER, str(meltano.cwd / "orchestrate" / "dags")],
-        capture_output=True,
-        text=True,
         timeout=300,
         env={**meltano.env, "AIRFLOW_HOME": str(tmp_path / "airflow")},
-        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     loaded: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
@@ -107,15 +99,9 @@ def test_a_failing_trial_run_ends_at_once_with_the_taps_message(tmp_path: Path) 
         meltano("invoke", "airflow:migrate")
 
         trial = ["invoke", "airflow", "dags", "test", "meltano_daily-toggl-to-duckdb"]
-        done = subprocess.run(
-            [str(MELTANO_BIN / "meltano"), *trial],
-            cwd=meltano.cwd,
-            env=meltano.env,
-            capture_output=True,
-            text=True,
-            # A retry would poll for its 15-minute delay: this bound fails such a run.
-            timeout=600,
-            check=False,
+        # A retry would poll for its 15-minute delay: this bound fails such a run.
+        done = run(
+            [str(MELTANO_BIN / "meltano"), *trial], cwd=meltano.cwd, env=meltano.env, timeout=600
         )
 
     output = done.stdout + done.stderr

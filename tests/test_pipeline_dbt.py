@@ -6,22 +6,21 @@ on both warehouses, before and after tasks are deleted and done in Toggl.
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.meltano_project import (
-    API_TOKEN,
-    MELTANO_BIN,
+from tests.pipelines.meltano import API_TOKEN, meltano_project
+from tests.pipelines.plugins import install_plugins
+from tests.pipelines.postgres import (
     create_database,
-    install_plugins,
-    meltano_project,
-    private_postgres,
-    shipped_project,
+    postgres_fixture,  # noqa: F401 - the `postgres` fixture
+    sqlalchemy_url,
 )
+from tests.pipelines.project import shipped_project
+from tests.pipelines.warehouse import duckdb_rows, postgres_rows
 from tests.project_hours import expected_project_hours
 from toggl_standin.demo_data import demo_tasks, make_task
 from toggl_standin.server import TogglServer
@@ -29,6 +28,8 @@ from toggl_standin.server import TogglServer
 SELECT_MART = "select * from toggl_analytics.project_hours"
 COUNTS = ("open_tasks", "done_tasks", "tasks")
 HOURS = ("hours_tracked", "hours_estimated")
+# The module runs start to end on one pytest-xdist worker (--dist loadgroup), with its fixtures.
+pytestmark = pytest.mark.xdist_group(__name__)
 
 
 def pinned_duckdb(pip_url: str) -> str:
@@ -64,23 +65,6 @@ def assert_mart_matches(rows: list[dict[str, Any]], tasks: Mapping[int, dict[str
             assert float(row[name]) == pytest.approx(want[name], rel=1e-9), (
                 f"project {project_id}: {name} differs"
             )
-
-
-def duckdb_mart(path: Path) -> list[dict[str, Any]]:
-    import duckdb  # noqa: PLC0415 - only the pipeline tests need it
-
-    with duckdb.connect(str(path), read_only=True) as db:
-        cursor = db.execute(SELECT_MART)
-        names = [column[0] for column in cursor.description or ()]
-        return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
-
-
-def postgres_query(url: str, sql: str) -> list[dict[str, Any]]:
-    import psycopg  # noqa: PLC0415 - only the pipeline tests need it
-    from psycopg.rows import dict_row  # noqa: PLC0415
-
-    with psycopg.connect(url, row_factory=dict_row) as db:
-        return db.execute(sql).fetchall()
 
 
 def postgres_execute(url: str, sql: str) -> None:
@@ -127,23 +111,16 @@ def test_toggl_to_duckdb_builds_project_hours_equal_to_the_servers_tasks(tmp_pat
 
         meltano("run", "toggl-to-duckdb")
 
-        first = duckdb_mart(warehouse)
+        first = duckdb_rows(warehouse, SELECT_MART)
         assert_mart_matches(first, toggl.tasks)
         open_next = delete_one_finish_another(toggl, first)
 
         meltano("run", "toggl-to-duckdb")
 
-        second = duckdb_mart(warehouse)
+        second = duckdb_rows(warehouse, SELECT_MART)
         assert_mart_matches(second, toggl.tasks)
         assert_open_counts(second, open_next)
         assert "Renamed project ✓" in {row["project_name"] for row in second}
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[str]:
-    """postgresql://postgres@127.0.0.1:<port> of a private server, up for this module only."""
-    with private_postgres() as url:
-        yield url
 
 
 @pytest.mark.slow
@@ -156,21 +133,19 @@ def test_toggl_to_postgres_builds_project_hours_equal_to_the_servers_tasks(
         meltano = meltano_project(
             tmp_path,
             toggl,
-            TARGET_POSTGRES_SQLALCHEMY_URL=warehouse.replace(
-                "postgresql://", "postgresql+psycopg://", 1
-            ),
+            TARGET_POSTGRES_SQLALCHEMY_URL=sqlalchemy_url(warehouse),
         )
 
         meltano("run", "toggl-to-postgres")
 
-        first = postgres_query(warehouse, SELECT_MART)
+        first = postgres_rows(warehouse, SELECT_MART)
         assert_mart_matches(first, toggl.tasks)
         postgres_execute(warehouse, "create table first_load as select * from toggl.tasks")
         open_next = delete_one_finish_another(toggl, first)
 
         meltano("run", "toggl-to-postgres")
 
-        second = postgres_query(warehouse, SELECT_MART)
+        second = postgres_rows(warehouse, SELECT_MART)
         assert_mart_matches(second, toggl.tasks)
         assert_open_counts(second, open_next)
 
@@ -179,7 +154,7 @@ def test_toggl_to_postgres_builds_project_hours_equal_to_the_servers_tasks(
         postgres_execute(warehouse, "insert into toggl.tasks select * from first_load")
         meltano("invoke", "dbt-postgres:build")
 
-        assert_mart_matches(postgres_query(warehouse, SELECT_MART), toggl.tasks)
+        assert_mart_matches(postgres_rows(warehouse, SELECT_MART), toggl.tasks)
 
 
 @pytest.mark.slow
@@ -187,20 +162,11 @@ def test_a_failing_dbt_test_fails_the_job(tmp_path: Path) -> None:
     install_plugins("tap-toggl-tasks", "target-duckdb", "dbt-duckdb")
     tasks = [*demo_tasks(20), make_task(9001, tracked_seconds=-3_600_000)]
     with TogglServer(tasks, api_token=API_TOKEN) as toggl:
-        # Run directly, not through Meltano(...), which fails the test when the job fails.
+        # meltano.run, not meltano(...), which fails the test when the job fails.
         meltano = meltano_project(tmp_path, toggl)
-        done = subprocess.run(
-            [str(MELTANO_BIN / "meltano"), "run", "toggl-to-duckdb"],
-            cwd=meltano.cwd,
-            env=meltano.env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
+        done = meltano.run("run", "toggl-to-duckdb")
 
     output = done.stdout + done.stderr
-    assert API_TOKEN not in output
     assert done.returncode != 0, output[-3000:]
     assert "FAIL 1 non_negative_stg_tasks_hours_tracked" in output, output[-3000:]
     assert "SKIP relation toggl_analytics.project_hours" in output, output[-3000:]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,20 +31,18 @@ from typing import Any
 import pytest
 
 from tests.faketime import later
-from tests.meltano_project import (
-    API_TOKEN,
-    MELTANO_BIN,
-    Meltano,
+from tests.pipelines.changes import requests_since
+from tests.pipelines.meltano import API_TOKEN, Meltano, meltano_project
+from tests.pipelines.plugins import install_plugins
+from tests.pipelines.postgres import (
     create_database,
-    install_plugins,
-    meltano_project,
-    private_postgres,
-    requests_since,
+    postgres_fixture,  # noqa: F401 - the `postgres` fixture
 )
+from tests.pipelines.project import MELTANO_BIN
 from toggl_standin.demo_data import format_at, make_task, parse_at
 from toggl_standin.server import SINCE_WINDOW, TogglServer
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
 
 TASKS = 20
 DELETED = 7  # open until deleted
@@ -196,13 +194,6 @@ def test_a_task_deleted_during_a_100_day_pause_is_deleted_in_duckdb(tmp_path: Pa
         meltano = meltano_project(tmp_path, toggl)
         warehouse = Warehouse("toggl-to-duckdb", lambda: duckdb_staging(meltano.warehouse))
         deleted_during_a_long_pause_shows_deleted(meltano, toggl, warehouse)
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[str]:
-    """postgresql://postgres@127.0.0.1:<port> of a private server, up for this module only."""
-    with private_postgres() as url:
-        yield url
 
 
 def test_a_task_deleted_during_a_100_day_pause_is_deleted_in_postgres(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import html
 import re
-import subprocess
 import sys
 import unicodedata
 from collections.abc import Iterator
@@ -15,22 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.meltano_project import (
-    API_TOKEN,
-    MELTANO_BIN,
-    ROOT,
-    assert_warehouse_matches,
-    awkward_tasks,
-    change_the_account,
-    duckdb_rows,
-    install_plugins,
-)
+from tests.environment import clean_environ
+from tests.pipelines.changes import change_the_account
+from tests.pipelines.meltano import API_TOKEN
+from tests.pipelines.plugins import install_plugins
+from tests.pipelines.processes import run
+from tests.pipelines.project import MELTANO_BIN, ROOT
+from tests.pipelines.warehouse import assert_warehouse_matches, awkward_tasks, duckdb_rows
 from tests.project_hours import expected_project_hours
-from tests.readme_walk import clean_environ, copy_repository
+from tests.readme_walk import copy_repository
 from toggl_standin.demo_data import demo_tasks
 from toggl_standin.server import TogglServer
 
-pytestmark = pytest.mark.slow
+# A module runs start to end on one pytest-xdist worker (--dist loadgroup), with its fixtures.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
 # Every SQL the README feeds DuckDB, as `duckdb ... <<'SQL'` here-documents in its sh blocks
 # (not the dbt models it writes with `cat > ... <<'SQL'`, which only dbt can compile).
 README_QUERIES = re.findall(
@@ -64,15 +61,7 @@ def toggl() -> Iterator[TogglServer]:
 
 
 def run_demo(clone: Path, **env: str) -> str:
-    done = subprocess.run(
-        [str(clone / "scripts" / "demo")],
-        cwd=clone,
-        env=clean_environ(**env),
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
+    done = run([str(clone / "scripts" / "demo")], cwd=clone, env=clean_environ(**env), timeout=1800)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for token in ("demo-token", API_TOKEN):
         assert token not in done.stdout + done.stderr
@@ -180,13 +169,7 @@ def test_the_readme_queries_work_on_every_warehouse_file(
     }[duckdb_of]
     assert README_QUERIES, "the README shows no DuckDB query"
     for query in README_QUERIES:
-        done = subprocess.run(
-            [str(python), "-c", RUN_QUERY, str(path), query],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        done = run([str(python), "-c", RUN_QUERY, str(path), query], timeout=120)
         assert done.returncode == 0, f"{query}\n{done.stderr[-2000:]}"
         version, rows = done.stdout.split()
         assert int(rows) > 0, f"duckdb {version}: no rows from\n{query}"

@@ -6,20 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.meltano_project import (
-    API_TOKEN,
-    assert_warehouse_matches,
-    awkward_tasks,
-    duckdb_rows,
-    install_plugins,
-    meltano_project,
-    requests_since,
-    run_after_changes,
-)
+from tests.pipelines.changes import requests_since, run_after_changes
+from tests.pipelines.meltano import API_TOKEN, meltano_project
+from tests.pipelines.plugins import install_plugins
+from tests.pipelines.warehouse import assert_warehouse_matches, awkward_tasks, duckdb_rows
 from toggl_standin.demo_data import demo_tasks, make_task
 from toggl_standin.server import TogglServer
 
-pytestmark = pytest.mark.slow
+# A module runs start to end on one pytest-xdist worker (--dist loadgroup), with its fixtures.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
 STATE_ID = "dev:tap-toggl-tasks-to-target-duckdb"
 
 

@@ -12,7 +12,6 @@ import math
 import os
 import re
 import secrets
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -31,22 +30,21 @@ import pytest
 import yaml
 
 from tap_toggl_tasks.tap import LOOKBACK_SECONDS
-from tests.meltano_project import (
-    MELTANO_BIN,
-    PLUGIN_CACHE,
-    Meltano,
-    assert_warehouse_matches,
-    awkward_tasks,
+from tests.pipelines.meltano import Meltano, meltano_env
+from tests.pipelines.plugins import install_plugins
+from tests.pipelines.postgres import (
     create_database,
-    install_plugins,
-    make_project,
-    meltano_env,
-    private_postgres,
+    postgres_fixture,  # noqa: F401 - the `postgres` fixture
+    sqlalchemy_url,
 )
+from tests.pipelines.processes import run, started
+from tests.pipelines.project import AIRFLOW_PYTHON, MELTANO_BIN, make_project
+from tests.pipelines.warehouse import assert_warehouse_matches, awkward_tasks
 from toggl_standin.demo_data import make_task, parse_at
 from toggl_standin.server import Fault, TogglServer
 
-pytestmark = pytest.mark.slow
+# A module runs start to end on one pytest-xdist worker (--dist loadgroup), with its fixtures.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
 TOKENS = {
     "acme": "tok-acme-never-print-me",
     "globex": "tok-globex-never-print-me",
@@ -57,18 +55,8 @@ REFUSED = "Account initech: tap-toggl-tasks: Toggl refused the credentials (HTTP
 
 
 @pytest.fixture(scope="module")
-def postgres() -> Iterator[str]:
-    with private_postgres() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
 def plugins_installed() -> None:
     install_plugins("tap-toggl-tasks", "target-postgres", "airflow")
-
-
-def sqlalchemy(url: str) -> str:
-    return url.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
 @dataclass
@@ -83,18 +71,7 @@ class Accounts:
 
     def airflow(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`meltano invoke airflow ...`, whatever its exit code; no token may reach its output."""
-        done = subprocess.run(
-            [str(MELTANO_BIN / "meltano"), "invoke", "airflow", *args],
-            cwd=self.meltano.cwd,
-            env=self.meltano.env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        for token in TOKENS.values():
-            assert token not in done.stdout + done.stderr, "a token reached Airflow's output"
-        return done
+        return self.meltano.run("invoke", "airflow", *args, timeout=600)
 
     def rows(self, account: str) -> list[dict[str, Any]]:
         import psycopg  # noqa: PLC0415 - only the pipeline tests need it
@@ -146,8 +123,8 @@ def accounts(
         warehouse = create_database(postgres, f"warehouse_{name}")
         env = meltano_env(
             acme,
-            MELTANO_DATABASE_URI=sqlalchemy(create_database(postgres, f"meltano_{name}")),
-            TARGET_POSTGRES_SQLALCHEMY_URL=sqlalchemy(warehouse),
+            MELTANO_DATABASE_URI=sqlalchemy_url(create_database(postgres, f"meltano_{name}")),
+            TARGET_POSTGRES_SQLALCHEMY_URL=sqlalchemy_url(warehouse),
             AIRFLOW_HOME=str(tmp_path / "airflow"),
             TOGGL_ACCOUNTS_FILE=str(accounts_file),
             # One quick retry, so a run shows the failing account retried, and alone.
@@ -176,7 +153,8 @@ def execution_api(accounts: Accounts) -> Iterator[None]:
         # The server signs each task's token with it, and the task processes present it.
         AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_hex(32),
     )
-    server = subprocess.Popen(
+    # Stopped at the end with its workers: `started` gives it a process group of its own.
+    with started(
         [
             *(str(MELTANO_BIN / "meltano"), "invoke", "airflow", "api-server"),
             *("--apps", "execution", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
@@ -185,14 +163,9 @@ def execution_api(accounts: Accounts) -> Iterator[None]:
         env=accounts.meltano.env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group, so the end stops its workers too
-    )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/execution/health", server)
+    ) as server:
+        wait_for_http(f"http://127.0.0.1:{port}/execution/health", server, within=120)
         yield
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
 
 
 def free_port() -> int:
@@ -202,9 +175,11 @@ def free_port() -> int:
         return port
 
 
-def wait_for_http(url: str, process: subprocess.Popen[bytes]) -> None:
-    """Until the URL answers at all; fail if the process serving it exits first."""
-    for _ in range(600):
+def wait_for_http(url: str, process: subprocess.Popen[bytes], within: float) -> None:
+    """Until the URL answers at all; fail if the process serving it exits first, or after
+    `within` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"the server for {url} exited {process.returncode}")
         try:
@@ -215,7 +190,7 @@ def wait_for_http(url: str, process: subprocess.Popen[bytes]) -> None:
             time.sleep(0.2)
         else:
             return
-    pytest.fail(f"nothing answered at {url} in two minutes")
+    pytest.fail(f"nothing answered at {url} in {within:.0f} s")
 
 
 def task_instances(accounts: Accounts) -> dict[str, dict[str, Any]]:
@@ -403,18 +378,14 @@ def test_accounts_file_mistakes_are_named_and_each_process_sees_one_token(
         "accounts:\n": [],
         GOOD_LIST: ["a", "b", "c"],
     }
-    airflow_python = PLUGIN_CACHE / ".meltano" / "utilities" / "airflow" / "venv" / "bin" / "python"
     dags = make_project(tmp_path / "project") / "orchestrate" / "dags"
-    done = subprocess.run(
+    done = run(
         [
-            *(str(airflow_python), "-c", CHECK_ACCOUNTS, str(dags)),
+            *(str(AIRFLOW_PYTHON), "-c", CHECK_ACCOUNTS, str(dags)),
             *(json.dumps(list(mistakes)), str(tmp_path)),
         ],
-        capture_output=True,
-        text=True,
         timeout=300,
         env={"PATH": os.environ["PATH"], "AIRFLOW_HOME": str(tmp_path / "airflow")},
-        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     checked = json.loads(done.stdout.splitlines()[-1])

@@ -1,45 +1,30 @@
 """Into PostgreSQL with target-postgres, and Meltano's state kept in PostgreSQL too.
 
-The tests start a PostgreSQL server of their own (scripts/private-postgres) and always stop it.
+The tests start a PostgreSQL server of their own (the `postgres` fixture) and always stop it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.meltano_project import (
-    API_TOKEN,
-    Meltano,
-    assert_warehouse_matches,
-    awkward_tasks,
+from tests.pipelines.changes import run_after_changes
+from tests.pipelines.meltano import API_TOKEN, Meltano, meltano_env, meltano_project
+from tests.pipelines.plugins import install_plugins
+from tests.pipelines.postgres import (
     create_database,
-    install_plugins,
-    make_project,
-    meltano_env,
-    meltano_project,
-    postgres_rows,
-    private_postgres,
-    run_after_changes,
+    postgres_fixture,  # noqa: F401 - the `postgres` fixture
+    sqlalchemy_url,
 )
+from tests.pipelines.project import make_project
+from tests.pipelines.warehouse import assert_warehouse_matches, awkward_tasks, postgres_rows
 from toggl_standin.demo_data import demo_tasks
 from toggl_standin.server import TogglServer
 
-pytestmark = pytest.mark.slow
+# A module runs start to end on one pytest-xdist worker (--dist loadgroup), with its fixtures.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
 STATE_ID = "dev:tap-toggl-tasks-to-target-postgres"
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[str]:
-    """postgresql://postgres@127.0.0.1:<port> of a private server, up for this module only."""
-    with private_postgres() as url:
-        yield url
-
-
-def sqlalchemy(url: str) -> str:
-    return url.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
 def test_every_task_lands_once_in_postgres_and_changes_update_it(
@@ -49,7 +34,7 @@ def test_every_task_lands_once_in_postgres_and_changes_update_it(
     warehouse = create_database(postgres, "warehouse_updates")
     with TogglServer(demo_tasks(300) + awkward_tasks(), api_token=API_TOKEN) as toggl:
         meltano = meltano_project(
-            tmp_path, toggl, TARGET_POSTGRES_SQLALCHEMY_URL=sqlalchemy(warehouse)
+            tmp_path, toggl, TARGET_POSTGRES_SQLALCHEMY_URL=sqlalchemy_url(warehouse)
         )
 
         meltano("run", "tap-toggl-tasks", "target-postgres")
@@ -66,11 +51,11 @@ def test_state_in_postgres_carries_over_to_another_machine(postgres: str, tmp_pa
     """Two machines (or Airflow workers) that share MELTANO_DATABASE_URI share the bookmark."""
     install_plugins("tap-toggl-tasks", "target-postgres")
     warehouse = create_database(postgres, "warehouse_shared_state")
-    system_db = sqlalchemy(create_database(postgres, "meltano_system"))
+    system_db = sqlalchemy_url(create_database(postgres, "meltano_system"))
     with TogglServer(demo_tasks(200), api_token=API_TOKEN) as toggl:
         shared = {
             "MELTANO_DATABASE_URI": system_db,
-            "TARGET_POSTGRES_SQLALCHEMY_URL": sqlalchemy(warehouse),
+            "TARGET_POSTGRES_SQLALCHEMY_URL": sqlalchemy_url(warehouse),
         }
         machine_a = meltano_project(tmp_path / "a", toggl, **shared)
         # Machine B has nothing of A's: its own copy of the project and .meltano folder, plugins

@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.meltano_project import MELTANO_BIN, ROOT, install_plugins
-from tests.readme_walk import clean_environ, copy_repository, leaked_into_git
+from tests.environment import clean_environ
+from tests.pipelines.plugins import install_plugins
+from tests.pipelines.processes import run
+from tests.pipelines.project import MELTANO_BIN, ROOT
+from tests.readme_walk import copy_repository, leaked_into_git
 
-pytestmark = pytest.mark.slow
+# A module runs start to end on one pytest-xdist worker (--dist loadgroup), with its fixtures.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
 TOKEN = "tok-secret-never-commit-me"
 
 
@@ -21,13 +25,13 @@ def test_meltano_config_set_and_the_config_file_keep_the_token_out_of_git(tmp_pa
     clone = copy_repository(ROOT, tmp_path)
     env = clean_environ(PATH=f"{MELTANO_BIN}{os.pathsep}{os.environ['PATH']}")
 
-    subprocess.run(
+    config_set = run(
         ["meltano", "config", "set", "tap-toggl-tasks", "api_token", TOKEN],
         cwd=clone,
         env=env,
-        capture_output=True,
-        check=True,
+        timeout=300,
     )
+    assert config_set.returncode == 0, config_set.stderr[-3000:]
     # The README's "Running it" config file.
     (clone / "config.json").write_text(json.dumps({"api_token": TOKEN}))
 
@@ -38,6 +42,7 @@ def test_meltano_config_set_and_the_config_file_keep_the_token_out_of_git(tmp_pa
         cwd=clone,
         capture_output=True,
         text=True,
+        timeout=60,
         check=False,
     )
     assert ignored.stdout.split() == [".env", "config.json"]

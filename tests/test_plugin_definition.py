@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -19,7 +18,9 @@ import pytest
 import yaml
 
 from tests.conftest import about_json
-from tests.meltano_project import API_TOKEN, Meltano, meltano_env, run_after_changes
+from tests.pipelines.changes import run_after_changes
+from tests.pipelines.meltano import API_TOKEN, Meltano, meltano_env
+from tests.pipelines.plugins import install_plugins
 from toggl_standin.demo_data import make_task, parse_at
 from toggl_standin.server import TogglServer
 
@@ -151,19 +152,6 @@ TARGET_JSONL = {
 }
 
 
-def ensure_meltano() -> None:
-    """Meltano in .meltano-venv/, installed by the project's own script (quick once there)."""
-    done = subprocess.run(
-        ["bash", "-c", "set -euo pipefail; source scripts/setup-meltano"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-
-
 def jsonl_records(folder: Path) -> dict[int, dict[str, Any]]:
     lines = (folder / "tasks.jsonl").read_text(encoding="utf-8").splitlines()
     records = [json.loads(line) for line in lines]
@@ -174,7 +162,7 @@ def jsonl_records(folder: Path) -> dict[int, dict[str, Any]]:
 
 @pytest.mark.slow
 def test_a_new_meltano_project_adds_the_definition_and_syncs_incrementally(tmp_path: Path) -> None:
-    ensure_meltano()
+    install_plugins()  # Meltano itself, in .meltano-venv
     tasks = [make_task(i, active=i % 5 != 0) for i in range(1, 31)]
     with TogglServer(tasks, api_token=API_TOKEN) as toggl:
         env = meltano_env(toggl)

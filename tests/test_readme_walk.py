@@ -4,26 +4,31 @@ A local Toggl-compatible server stands in for Toggl and a private PostgreSQL ser
 db.example.com (see tests/readme_walk.py for the conventions). A section fails when one of its
 commands fails, when the tap logs a warning, an error or a traceback on the way, when the token
 shows in the output, or when a file `git add -A` would commit holds it. Sections run in README
-order in one copy, so each finds what the sections before it installed and loaded.
+order in one copy, so each finds what the sections before it installed and loaded. Then, in that
+copy, the tests that read the environment and one pipeline prove that what a user who followed
+the README has (a `.env`, exported tokens, edits to meltano.yml) changes no test's outcome.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.meltano_project import ROOT, create_database, private_postgres
+from tests.environment import clean_environ
+from tests.pipelines.postgres import create_database, private_postgres
+from tests.pipelines.processes import run
+from tests.pipelines.project import ROOT
 from tests.readme_walk import (
+    NOT_RUN,
     POSTGRES_DATABASE,
     TAP_TROUBLE,
     Block,
     StandIns,
-    clean_environ,
     copy_repository,
     leaked_into_git,
     readme_blocks,
@@ -36,6 +41,8 @@ from toggl_standin.server import TogglServer
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 SECTIONS = sections(readme_blocks(README))
 TOKEN = "tok-walk-never-print-me"
+# The sections run in order, in one clone: all of them on one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group(__name__)
 
 
 @dataclass
@@ -104,11 +111,25 @@ WRONG_SETTINGS = {
 }
 
 
+# What the clone's tests must still pass with: the environment module, and the pipelines the
+# README's edits to meltano.yml used to break (one Meltano run into DuckDB, and the accounts).
+SETTING_PROOF = (
+    "tests/test_environment.py",
+    "tests/test_pipeline_duckdb.py::test_every_task_lands_once_and_a_second_run_brings_only_the_changes",
+    "tests/test_pipeline_accounts.py",
+)
+
+
 @pytest.mark.slow
-def test_after_the_walk_the_tests_pass_whatever_the_user_set(walk: Walk) -> None:
+def test_after_the_walk_the_users_settings_change_no_test(walk: Walk) -> None:
     """The clone now holds what a user who followed the README has: a `.env` with tokens, extra
-    accounts and a stream map in meltano.yml, installed plugins, warehouses and state. The tests
-    must not depend on any of it, nor on a wrong token in `.env` and another one exported."""
+    accounts and a stream map in meltano.yml, installed plugins, warehouses and state. No test
+    may depend on any of it, nor on a wrong token in `.env` and another one exported.
+
+    Every test's processes get their environment from tests/environment.py, the tap its config
+    from the test, Meltano a copy of the project as shipped: the tests that prove those three
+    mechanisms, and one real pipeline through them, run here; the rest of the suite uses the same
+    mechanisms and need not run again."""
     dotenv = walk.clone / ".env"
     kept = [
         line
@@ -119,28 +140,30 @@ def test_after_the_walk_the_tests_pass_whatever_the_user_set(walk: Walk) -> None
     env = {**walk.env, "TAP_TOGGL_TASKS_API_TOKEN": "wrong-token-exported"}
     pytest_in_clone = [".venv/bin/pytest", "-q", "-p", "no:cacheprovider"]
 
-    for selection in (
-        ["-m", "not slow"],
-        # The pipelines the README's edits to meltano.yml used to break.
-        ["tests/test_pipeline_duckdb.py", "tests/test_pipeline_accounts.py"],
-    ):
-        done = subprocess.run(
-            [*pytest_in_clone, *selection],
-            cwd=walk.clone,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=3600,
-            check=False,
-        )
-        assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    done = run([*pytest_in_clone, *SETTING_PROOF], cwd=walk.clone, env=env, timeout=1800)
+
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    assert re.search(r"^6 passed in ", done.stdout, re.MULTILINE), done.stdout[-2000:]
 
 
-def test_every_block_that_is_not_run_says_why() -> None:
-    blocks = readme_blocks(README)
-    assert blocks, "the README has no sh blocks"
-    for block in blocks:
-        assert block.not_run_because is None or block.not_run_because.strip(), block
+def test_every_not_run_mark_says_why_and_stands_right_above_a_block() -> None:
+    """A mark the walk does not read as one (misspelt, no reason, above prose or a yaml block)
+    would leave its block to be run, or be no mark at all."""
+    lines = README.splitlines()
+    marks = [
+        number
+        for number, line in enumerate(lines)
+        if line.startswith("<!--") and "not run" in line.lower()
+    ]
+    assert marks, "the README marks no block as not run"
+    for number in marks:
+        mark = NOT_RUN.fullmatch(lines[number].strip())
+        assert mark, f"README line {number + 1}: write <!-- not run by CI: the reason -->"
+        assert mark.group("reason").strip(), f"README line {number + 1}: give the reason"
+        after = next(line for line in lines[number + 1 :] if line.strip())
+        assert after == "```sh", f"README line {number + 1}: put the mark right above a ```sh block"
+    marked = [block for block in readme_blocks(README) if block.not_run_because is not None]
+    assert len(marked) == len(marks)
 
 
 def test_a_failing_command_fails_its_section(tmp_path: Path) -> None:
