@@ -83,13 +83,15 @@ def test_two_accounts_keep_their_own_state_and_tracked_seconds_become_seconds(
         acme_before, globex_before = len(acme.requests), len(globex.requests)
         meltano(*run)
 
-        # Each account resumed from its own bookmark: its newest task, whole seconds, less the
-        # lookback.
-        for server in (acme, globex):
+        # Each account resumed from its own bookmark (when its own first sync began, later than
+        # its newest task), in whole seconds less the lookback: acme's change costs it one page
+        # and the check of that short page; globex, unchanged, one empty page.
+        for server, requests in ((acme, 2), (globex, 1)):
             before = acme_before if server is acme else globex_before
             newest = max(parse_at(task["at"]) for task in server.tasks.values() if task["id"] != 3)
-            assert [r.params.get("since") for r in server.requests[before:]] == [
-                str(math.floor(newest.timestamp()) - LOOKBACK_SECONDS)
-            ]
+            since = {r.params.get("since") for r in server.requests[before:]}
+            assert len(server.requests) - before == requests
+            assert len(since) == 1
+            assert int(since.pop() or 0) >= math.floor(newest.timestamp()) - LOOKBACK_SECONDS
         landed = {row["id"]: row for row in duckdb_rows(folder / "output" / "warehouse.duckdb")}
         assert landed[3]["name"] == "acme changed"

@@ -96,7 +96,7 @@ def test_without_a_token_the_demo_loads_the_demo_tasks_then_only_what_changed(
 
     second = run_demo(clone)
 
-    assert 1 <= loaded(second) < 50, "the second run was not incremental"
+    assert loaded(second) < 50, "the second run was not incremental"
     assert "it holds 500 tasks" in second
 
 
