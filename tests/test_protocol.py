@@ -253,6 +253,7 @@ def test_a_bookmark_older_than_the_window_reads_everything_and_marks_deletions()
 def test_a_quiet_account_keeps_a_fresh_since(tmp_path: Path) -> None:
     with TogglServer([make_task(i) for i in range(1, 4)]) as toggl:
         first = run_tap(config_for(toggl, api_token=toggl.api_token), tmp_path)
+        toggl.clock_offset += timedelta(hours=1)  # the next scheduled run, an hour later
         second = run_tap(
             config_for(toggl, api_token=toggl.api_token), tmp_path, state=first.final_state
         )
