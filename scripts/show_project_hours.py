@@ -7,7 +7,6 @@ dbt-duckdb utility's virtualenv, which has the duckdb that wrote the file and ma
 
 import datetime
 import sys
-import unicodedata
 import warnings
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import duckdb
 import matplotlib
 from matplotlib.figure import Figure
+from terminal_columns import fit
 
 MART = "toggl_analytics.project_hours"
 LOADED = "toggl.tasks"  # the loader's table, whose _sdc_extracted_at says when the data was read
@@ -23,21 +23,9 @@ BAR_WIDTH = 30
 BAR_ENDS = " ▏▎▍▌▋▊▉"
 
 
-def display_width(text: str) -> int:
-    """Columns a terminal gives the text: East Asian wide characters take two, accents none."""
-    return sum(
-        0 if unicodedata.combining(char) else 2 if unicodedata.east_asian_width(char) in "WF" else 1
-        for char in text
-    )
-
-
-def fit(text: str, width: int) -> str:
-    """The text cut (with …) or padded to exactly `width` terminal columns."""
-    if display_width(text) > width:
-        while display_width(text) > width - 1:
-            text = text[:-1]
-        text += "…"
-    return text + " " * (width - display_width(text))
+def cell(text: str, columns: int) -> str:
+    """A table cell: the text cut with … or padded to exactly `columns` terminal columns."""
+    return fit(text, columns, cut_mark="…")
 
 
 def bar(value: float, largest: float) -> str:
@@ -66,10 +54,10 @@ def as_of_text(as_of: datetime.datetime | None) -> str:
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     largest = max((row["hours_tracked"] for row in rows), default=0)
-    print(f"    {fit('project', 24)} {fit('client', 14)} {'open':>5} {'done':>5} {'hours':>8}")
+    print(f"    {cell('project', 24)} {cell('client', 14)} {'open':>5} {'done':>5} {'hours':>8}")
     for row in rows:
         print(
-            f"    {fit(row['project_name'] or '-', 24)} {fit(row['client_name'] or '-', 14)}"
+            f"    {cell(row['project_name'] or '-', 24)} {cell(row['client_name'] or '-', 14)}"
             f" {row['open_tasks']:>5} {row['done_tasks']:>5} {row['hours_tracked']:>8.1f}"
             f"  {bar(row['hours_tracked'], largest)}"
         )

@@ -4,31 +4,11 @@ Usage: show_warehouse.py WAREHOUSE.duckdb RUN_STARTED (local time, ISO 8601)
 """
 
 import sys
-import unicodedata
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
-
-
-def width(text: str) -> int:
-    """Columns a terminal gives the text: East Asian wide characters (CJK, most emoji) take two,
-    combining marks none. The loader's virtualenv has no wcwidth; Python's own Unicode tables
-    give the same answer for task names."""
-    return sum(
-        0 if unicodedata.combining(char) else 2 if unicodedata.east_asian_width(char) in "WF" else 1
-        for char in text
-    )
-
-
-def fit(text: str, columns: int) -> str:
-    """The text cut to at most `columns` terminal columns, then padded to exactly that many."""
-    kept = ""
-    for char in text:
-        if width(kept + char) > columns:
-            break
-        kept += char
-    return kept + " " * (columns - width(kept))
+from terminal_columns import fit
 
 
 def main(warehouse: str, started: str) -> None:

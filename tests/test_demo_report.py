@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from types import ModuleType
 
 from tests.pipelines.project import ROOT
 
 
 def load_report() -> ModuleType:
+    # Run as a script, it finds terminal_columns beside it, on sys.path[0].
+    if str(ROOT / "scripts") not in sys.path:
+        sys.path.insert(0, str(ROOT / "scripts"))
     spec = importlib.util.spec_from_file_location(
         "show_warehouse", ROOT / "scripts" / "show_warehouse.py"
     )
@@ -32,3 +36,11 @@ def test_a_long_name_is_cut_where_the_next_character_would_not_fit() -> None:
 
     assert fit("日本語ドキュメント", 7) == "日本語 "
     assert fit("Quarterly report", 9) == "Quarterly"
+
+
+def test_the_project_hours_table_cuts_long_names_with_an_ellipsis() -> None:
+    fit = load_report().fit  # the one both reports use (scripts/terminal_columns.py)
+
+    assert fit("Søknad & support", 8, cut_mark="…") == "Søknad …"
+    assert fit("研究 (research)", 6, cut_mark="…") == "研究 …"
+    assert fit("研究 (research)", 5, cut_mark="…") == "研究…"
