@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,11 +85,15 @@ def test_two_accounts_keep_their_own_state_and_tracked_seconds_become_seconds(
         meltano(*run)
 
         # Each account resumed from its own bookmark (when its own first sync began, later than
-        # its newest task), in whole seconds less the lookback: acme's change costs it one page
-        # and the check of that short page; globex, unchanged, one empty page.
-        for server, requests in ((acme, 2), (globex, 1)):
+        # its newest task), in whole seconds less the lookback: one request each, acme's a page
+        # of its one changed task (a page of one row is the end), globex's an empty one.
+        for server, requests in ((acme, 1), (globex, 1)):
             before = acme_before if server is acme else globex_before
-            newest = max(parse_at(task["at"]) for task in server.tasks.values() if task["id"] != 3)
+            newest = max(
+                parse_at(task["at"])
+                for task in server.tasks.values()
+                if task["id"] != 3 and parse_at(task["at"]) < datetime.now(UTC)
+            )
             since = {r.params.get("since") for r in server.requests[before:]}
             assert len(server.requests) - before == requests
             assert len(since) == 1
