@@ -87,7 +87,6 @@ class Settings:
     """The settings the protocol reads."""
 
     filters: dict[str, Any]
-    page_size: int
     lookback_seconds: int = 60
     start_date: datetime.datetime | None = None
 

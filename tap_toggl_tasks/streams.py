@@ -134,7 +134,6 @@ class TasksStream(TogglRetries, RESTStream[PageAt]):
         start_date = self.config.get("start_date")
         return Settings(
             filters={name: self.config.get(name) for name in FILTER_SETTINGS},
-            page_size=int(self.config["page_size"]),
             lookback_seconds=int(self.config["lookback_seconds"]),
             start_date=None if start_date is None else as_utc(start_date),
         )
