@@ -53,6 +53,8 @@ def test_next_run_sends_since_and_gets_only_changes(server: TogglServer, tmp_pat
     server.modify(4, name="renamed")
     server.mark_done(6)
     server.add(name="brand new")
+    # the next scheduled run, an hour later: two runs in one second share a bookmark
+    server.clock_offset += AN_HOUR
 
     second = run_tap(config_for(server), tmp_path, state=first.final_state)
 

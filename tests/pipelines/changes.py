@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from tap_toggl_tasks.tap import LOOKBACK_SECONDS
 from tests.pipelines.meltano import Meltano
@@ -29,6 +29,9 @@ def run_after_changes(
     """Change the account, run the pipeline again, and check that it asked Toggl only for what
     changed since the bookmark: one page, and one request that checks that short page."""
     change_the_account(toggl)
+    # The next run a minute later by Toggl's clock: two runs within one second would share a
+    # bookmark (when each began), and the tests check that it moved.
+    toggl.clock_offset += timedelta(minutes=1)
     before = len(toggl.requests)
     meltano("run", "tap-toggl-tasks", target)
     since = [params.get("since") for params in requests_since(toggl, before)]
