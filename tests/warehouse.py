@@ -56,10 +56,6 @@ class Warehouse:
             return False
         return task_id in self.soft_deleted or row.get("server_deleted_at") is not None
 
-    def newest(self) -> dict[int, tuple[Any, ...]]:
-        """Each row as `as_emitted` sees it."""
-        return {task_id: as_emitted(row) for task_id, row in self.rows.items()}
-
 
 def newest_by_id(records: list[dict[str, Any]]) -> dict[int, tuple[Any, ...]]:
     """The warehouse after upserting the records in order: the last version of each id wins."""
