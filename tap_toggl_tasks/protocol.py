@@ -31,7 +31,8 @@ A sync, as a state machine::
           └──< more
                 end ──> pass without `since` that lists everything: tombstones for the
                         known ids it did not list, then ACTIVATE_VERSION (for loaders that
-                        mark the rows it did not load). Bookmark := began; known_ids updated;
+                        mark the rows it did not load) and a `tasks_listings` record (for
+                        warehouses whose loader does not). Bookmark := began; known_ids updated;
                         unfinished_sync removed. If a shift could not be bridged (`gap`),
                         the bookmark stays, so the next run reads those tasks again.
 
@@ -137,6 +138,9 @@ class Sync:
     repeats: int = 0  # pages in a row that were the page before over again
     tasks_read: int = 0
     finished: bool = False
+    # Set by finish() when the pass listed every live task and emitted each with `version`:
+    # the `tasks_listings` record, the durable form of ACTIVATE_VERSION.
+    listing: Task | None = None
 
     # -- the plan -------------------------------------------------------------------------
 
@@ -226,15 +230,21 @@ class Sync:
             return
         self.began = toggl_now
         if self.full_pass:
-            # A new table version for every pass without `since`, filtered ones too: then
-            # ACTIVATE_VERSION after a later pass that lists everything reaches their rows.
-            self.version = math.floor(toggl_now.timestamp() * 1000)
+            self.version = self._new_version()
+
+    def _new_version(self) -> int:
+        """A new table version for every pass without `since`, filtered ones too (then a later
+        pass that lists everything reaches their rows): Toggl's clock in milliseconds, and
+        always above the last one, should that clock step back."""
+        if self.began is None:
+            raise RuntimeError("a version needs the time the sync began")
+        return max(math.floor(self.began.timestamp() * 1000), (self.version or 0) + 1)
 
     def without_since(self) -> None:
         """Toggl refused this pass's `since`: start the pass over without it."""
         self.since = None
         if self.began is not None:
-            self.version = math.floor(self.began.timestamp() * 1000)
+            self.version = self._new_version()
         self.pager = self.committed = Pager()
         self.seen, self.gone = [], []
 
@@ -341,6 +351,13 @@ class Sync:
             known = (known | seen) - set(decode_chunks(self.gone))
         if self.full_pass and not self.pager.gap:
             tasks_state[TABLE_VERSION] = self.version
+        if self.activates and not self.pager.gap and self.version is not None:
+            self.listing = {
+                "table_version": self.version,
+                "began_at": bookmark_form(self.began),
+                "tasks_listed": len(seen),
+                "tasks_gone": len(tombstones),
+            }
         tasks_state[KNOWN_IDS] = encode_ids(known)
         if not self.pager.gap:
             tasks_state["replication_key"] = "at"

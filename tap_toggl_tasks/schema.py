@@ -1,7 +1,9 @@
-"""The `tasks` record: every field Toggl has sent on /me/tasks, one loader-friendly type each.
+"""The records: a task with every field Toggl has sent on /me/tasks, and a listing.
 
 Fields come and go between API versions, so everything but the keys is nullable, and a field
 the API starts sending that is not listed here is dropped (with a log line), never a failure.
+One column is the tap's, not Toggl's: `_sdc_table_version`, which with `tasks_listings` lets a
+warehouse find the rows of deleted tasks even when its loader ignores ACTIVATE_VERSION.
 """
 
 from __future__ import annotations
@@ -77,6 +79,33 @@ TASK_SCHEMA = th.PropertiesList(
         description="Whether the project is private.",
     ),
     th.Property("client_name", th.StringType, description="Client name (meta field)."),
+    th.Property(
+        "_sdc_table_version",
+        th.IntegerType,
+        description=(
+            "Set by the tap: the table version of the sync that wrote the row. A row older than "
+            "the newest tasks_listings.table_version was not in that listing: the task is deleted."
+        ),
+    ),
+).to_dict()
+
+# What Toggl sends; the rest of a record is the tap's.
+TOGGL_FIELDS = tuple(name for name in TASK_SCHEMA["properties"] if not name.startswith("_sdc_"))
+
+LISTING_SCHEMA = th.PropertiesList(
+    th.Property(
+        "table_version",
+        th.IntegerType,
+        required=True,
+        description="The table version every live task was emitted with by this listing.",
+    ),
+    _timestamp("began_at", "When the listing began, by Toggl's clock (UTC).", required=True),
+    th.Property("tasks_listed", th.IntegerType, description="Live tasks Toggl listed."),
+    th.Property(
+        "tasks_gone",
+        th.IntegerType,
+        description="Tasks the state knew that Toggl no longer listed (emitted as deleted).",
+    ),
 ).to_dict()
 
 # The timestamps Toggl sends in mixed forms; `at` among them, normalised before bookmarking.

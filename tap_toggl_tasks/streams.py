@@ -2,7 +2,8 @@
 
 The stream is the HTTP glue: URL, credentials, query parameters, Toggl's answers parsed and
 checked, records made uniform. Which pages to ask for, what `since` to send and what the state
-holds are decided in `protocol.py`.
+holds are decided in `protocol.py`. The `tasks_listings` stream, synced after it, writes the
+listing the tasks sync completed, if any: no request of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import msgspec
 import requests
-from singer_sdk import RESTStream, Tap
+from singer_sdk import RESTStream, Stream, Tap
 from singer_sdk.authenticators import BasicAuthenticator
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
@@ -46,7 +47,7 @@ from tap_toggl_tasks.protocol import (
     bookmark_form,
 )
 from tap_toggl_tasks.retrying import TogglRetries
-from tap_toggl_tasks.schema import TASK_SCHEMA, TIMESTAMP_FIELDS
+from tap_toggl_tasks.schema import LISTING_SCHEMA, TASK_SCHEMA, TIMESTAMP_FIELDS
 from tap_toggl_tasks.sdk_internals import set_table_version
 
 # Floats become Decimal so that `rate` keeps its exact value on the way to the warehouse.
@@ -105,6 +106,7 @@ class TasksStream(TogglRetries, RESTStream[PageAt]):
         self.tap = tap  # its state writer emits a STATE after every page
         self._current_sync: Sync | None = None
         self.requests_made = 0
+        self.listing: Task | None = None  # what tasks_listings writes after this stream
 
     @override
     @property
@@ -180,6 +182,7 @@ class TasksStream(TogglRetries, RESTStream[PageAt]):
             )
         activate = sync.activates and not sync.pager.gap
         tombstones = sync.finish(self.stream_state)
+        self.listing = sync.listing
         # The SDK's own bookmark (the newest `at` seen) must not replace the protocol's.
         self.stream_state.pop("progress_markers", None)
         if tombstones:
@@ -270,6 +273,7 @@ class TasksStream(TogglRetries, RESTStream[PageAt]):
 
     @override
     def post_process(self, row: Task, context: Context | None = None) -> Task:
+        row["_sdc_table_version"] = self.current_sync.version
         for field in TIMESTAMP_FIELDS:
             if (value := row.get(field)) is not None:
                 row[field] = utc_timestamp(value, field=field, task_id=row.get("id"))
@@ -294,6 +298,28 @@ class TasksStream(TogglRetries, RESTStream[PageAt]):
         context: Context | None,
     ) -> dict[str, int]:
         return {"toggl_requests": 1}
+
+
+class ListingsStream(Stream):
+    """One record per sync that listed every live task, written after the tasks it emitted.
+
+    It is ACTIVATE_VERSION made durable, for loaders that ignore that message (target-duckdb):
+    a task row whose `_sdc_table_version` is older than the newest listing's was not listed by
+    Toggl, so the task is deleted (transform/models/staging/stg_tasks.sql applies this).
+    """
+
+    name = "tasks_listings"
+    primary_keys = ("table_version",)
+    schema = LISTING_SCHEMA
+
+    def __init__(self, tap: Tap, tasks: TasksStream) -> None:
+        super().__init__(tap)
+        self.tasks = tasks
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[Task]:
+        if self.tasks.listing is not None:
+            yield self.tasks.listing
 
 
 def toggl_time(response: requests.Response) -> datetime.datetime | None:

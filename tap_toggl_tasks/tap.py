@@ -28,7 +28,7 @@ from typing_extensions import override
 from tap_toggl_tasks.errors import DEFAULT_API_URL, TogglError, TogglInputError
 from tap_toggl_tasks.protocol import is_timestamp
 from tap_toggl_tasks.protocol import state_problem as tasks_state_problem
-from tap_toggl_tasks.streams import TasksStream
+from tap_toggl_tasks.streams import ListingsStream, TasksStream
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -223,7 +223,9 @@ class TapTogglTasks(Tap):
 
     @override
     def discover_streams(self) -> list[Stream]:
-        return [TasksStream(self)]
+        # The SDK syncs streams in name order: tasks_listings comes after the tasks it reports on.
+        tasks = TasksStream(self)
+        return [tasks, ListingsStream(self, tasks)]
 
     @override
     def load_state(self, state: dict[str, Any]) -> None:
@@ -375,7 +377,7 @@ def state_problem(state: Mapping[str, Any]) -> str | None:
     bookmarks = state.get("bookmarks")
     if not isinstance(bookmarks, dict):
         return "The state has no `bookmarks` object, so it is not a Singer state."
-    if foreign := sorted(set(bookmarks) - {"tasks"}):
+    if foreign := sorted(set(bookmarks) - {TasksStream.name, ListingsStream.name}):
         return (
             f"The state holds bookmarks for streams this tap does not have ({', '.join(foreign)}): "
             "it seems to belong to another tap."
