@@ -48,7 +48,17 @@ class TapRun:
 
     @property
     def records(self) -> list[dict[str, Any]]:
-        return [m["record"] for m in self.messages if m["type"] == "RECORD"]
+        """The tasks (records of the `tasks` stream)."""
+        return self.records_of("tasks")
+
+    @property
+    def listings(self) -> list[dict[str, Any]]:
+        return self.records_of("tasks_listings")
+
+    def records_of(self, stream: str) -> list[dict[str, Any]]:
+        return [
+            m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream
+        ]
 
     @property
     def states(self) -> list[dict[str, Any]]:

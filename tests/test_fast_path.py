@@ -26,14 +26,15 @@ from typing_extensions import override
 from tap_toggl_tasks.conformance import FlatConformer
 from tap_toggl_tasks.protocol import Task
 from tap_toggl_tasks.schema import TASK_SCHEMA
-from tap_toggl_tasks.streams import TasksStream
+from tap_toggl_tasks.streams import ListingsStream, TasksStream
 from tap_toggl_tasks.tap import TapTogglTasks
 from toggl_standin.demo_data import demo_tasks, make_task
 from toggl_standin.server import Fault, TogglServer
 
 # Moments of the run itself: when each record was read, and when the sync began (in the state).
 RUN_TIMES = re.compile(
-    rb'"(?:time_extracted|began|replication_key_value)":"[^"]*"|"(?:table_)?version":[0-9]+'
+    rb'"(?:time_extracted|began|began_at|replication_key_value)":"[^"]*"'
+    rb'|"(?:table_|_sdc_table_)?version":[0-9]+'
 )
 
 
@@ -55,7 +56,8 @@ class PlainTap(TapTogglTasks):
 
     @override
     def discover_streams(self) -> list[Stream]:
-        return [SDKConformedTasksStream(self)]
+        tasks = SDKConformedTasksStream(self)
+        return [tasks, ListingsStream(self, tasks)]
 
 
 def emitted(tap_class: type[TapTogglTasks], config: dict[str, Any]) -> bytes:
@@ -122,7 +124,7 @@ def test_fast_path_emits_what_the_sdk_path_emits(toggl: TogglServer, page_size: 
     plain = emitted(PlainTap, config)
 
     # a first sync reads without `since`: Toggl lists no deleted task then (9004 is one)
-    assert fast.count(b'"type":"RECORD"') == len(toggl.tasks) - 1
+    assert fast.count(b'"type":"RECORD","stream":"tasks"') == len(toggl.tasks) - 1
     assert fast == plain
 
 
@@ -135,7 +137,7 @@ def test_exact_numbers_and_odd_values_come_out_the_same() -> None:
         plain = emitted(PlainTap, config)
 
     assert b'"rate":123456789.123456789012345' in fast
-    assert fast.count(b'"type":"RECORD"') == len(edge_tasks())
+    assert fast.count(b'"type":"RECORD","stream":"tasks"') == len(edge_tasks())
     assert fast == plain
 
 

@@ -17,6 +17,11 @@ from tests.conftest import API_TOKEN, config_for, run_tap
 from toggl_standin.demo_data import make_task
 from toggl_standin.server import Fault, TogglServer
 
+
+def is_task(message: dict[str, Any]) -> bool:
+    return bool(message["type"] == "RECORD" and message["stream"] == "tasks")
+
+
 TASKS = 60
 EDITED = range(1, TASKS + 1, 2)
 
@@ -94,7 +99,7 @@ def test_a_resumed_run_brings_every_change_an_interrupted_one_missed(
     bookmarks = {state["bookmarks"]["tasks"].get("replication_key_value") for state in states}
     assert bookmarks == {finished.bookmark}
     # ...so every edit arrives, in the partial run or the resumed one
-    names = {m["record"]["id"]: m["record"]["name"] for m in partial if m["type"] == "RECORD"} | {
+    names = {m["record"]["id"]: m["record"]["name"] for m in partial if is_task(m)} | {
         r["id"]: r["name"] for r in resumed.records
     }
     assert all(names.get(task_id) == f"edited {task_id}" for task_id in EDITED)
@@ -140,13 +145,13 @@ def test_sigterm_right_after_any_record_leaves_a_state_that_loses_nothing(
         resumed_offsets = [r.params["offset"] for r in toggl.requests[first_resumed_request:]]
 
     assert interrupted.returncode == 128 + signal.SIGTERM, interrupted.stderr
-    written = [m["record"]["id"] for m in messages if m["type"] == "RECORD"]
+    written = [m["record"]["id"] for m in messages if is_task(m)]
     assert written == list(EDITED)[:after_record]
     # Every STATE claims only pages whose RECORDs all came before it...
     for position, message in enumerate(messages):
         if message["type"] == "STATE" and UNFINISHED in message["value"]["bookmarks"]["tasks"]:
             anchors = message["value"]["bookmarks"]["tasks"][UNFINISHED]["pager"]["anchors"]
-            before = {m["record"]["id"] for m in messages[:position] if m["type"] == "RECORD"}
+            before = {m["record"]["id"] for m in messages[:position] if is_task(m)}
             assert {task_id for task_id, _ in anchors} <= before
     # ...while the last one already knows the id of every RECORD written, the cut page's too.
     seen = states[-1]["bookmarks"]["tasks"][UNFINISHED]["seen"]
@@ -154,7 +159,7 @@ def test_sigterm_right_after_any_record_leaves_a_state_that_loses_nothing(
     # ...so the resumed run reads again the page the signal cut, and every edit arrives.
     assert resumed.returncode == 0, resumed.stderr
     assert resumed_offsets[0] == resumed_from
-    names = {m["record"]["id"]: m["record"]["name"] for m in messages if m["type"] == "RECORD"}
+    names = {m["record"]["id"]: m["record"]["name"] for m in messages if is_task(m)}
     names |= {r["id"]: r["name"] for r in resumed.records}
     assert all(names.get(task_id) == f"edited {task_id}" for task_id in EDITED)
 
@@ -169,7 +174,7 @@ def test_a_first_sync_killed_midway_resumes_and_still_learns_of_deletions(
         code, partial, _ = run_until_killed(
             config, {}, tmp_path, after_lines=15, sig=signal.SIGKILL
         )
-        loaded = {m["record"]["id"] for m in partial if m["type"] == "RECORD"}
+        loaded = {m["record"]["id"] for m in partial if is_task(m)}
         toggl.delete(1)
         first_resumed_request = len(toggl.requests)
         resumed = run_tap(config, tmp_path, state=partial_state(partial))

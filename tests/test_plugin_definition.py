@@ -100,7 +100,9 @@ def test_the_definition_describes_the_tap_as_about_does(about: dict[str, Any]) -
     names = set(properties)
     assert plugin["settings_group_validation"] == [["api_token"], ["email", "password"]]
     assert all(set(group) <= names for group in plugin["settings_group_validation"])
-    assert plugin["select"] == ["tasks.*"]
+    # Both streams: tasks_listings is how a warehouse whose loader ignores ACTIVATE_VERSION
+    # (target-duckdb) finds the rows of deleted tasks (stg_tasks).
+    assert plugin["select"] == ["tasks.*", "tasks_listings.*"]
 
 
 def test_the_definition_installs_the_release_of_this_version() -> None:

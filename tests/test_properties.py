@@ -14,7 +14,8 @@ What the model tries (each run of a chain draws its own):
 
 The oracle is a warehouse that upserts by id and honours ACTIVATE_VERSION as
 meltanolabs-target-postgres does; `test_..._without_activate_version` checks the same chains
-into one that ignores it (target-duckdb), where tombstones must do the work.
+into one that ignores it (target-duckdb), where tombstones and the `tasks_listings` rule of
+stg_tasks must do the work, full refreshes included.
 Runs use the Tap in this process (tests/in_process.py), whose host clock the model moves.
 """
 
@@ -132,9 +133,20 @@ def changing(change_list: list[Change]) -> Callable[[TogglServer], None]:
 
 
 def run_chain(
-    chain: list[Run], *, task_count: int, page_size: int, order: str, clock: float, old_since: str
+    chain: list[Run],
+    *,
+    task_count: int,
+    page_size: int,
+    order: str,
+    clock: float,
+    old_since: str,
+    activate_version: bool,
 ) -> tuple[TogglServer, list[dict[str, Any]]]:
-    """Run the chain, then quiet runs until one finishes, and one more: every message."""
+    """Run the chain, then quiet runs until one finishes, and one more: every message.
+
+    After every run, the warehouse marks no task deleted that Toggl has, unchanged, since
+    before the run: a false deletion must not even last until the next run.
+    """
     tasks = [make_task(i) for i in range(1, task_count + 1)]
     # Days pass on both clocks: Toggl's (the server's offset) and the host's (host_now).
     host_now = datetime.now(UTC)
@@ -164,11 +176,13 @@ def run_chain(
             toggl.quota_remaining = run.quota
             toggl.max_per_page = run.cap
             before = len(toggl.requests)
+            unchanged = live_tasks(toggl)
             run_config = {**config, "include_not_active": run.include_not_active}
             output, _ = sync(run_config, None if run.stateless else state, host_now)
             if run.crash is not None:
                 output = output[: math.floor(run.crash * len(output))]
             messages += output
+            assert_no_false_deletion(messages, unchanged & live_tasks(toggl), activate_version)
             state = last_state(output, None if run.stateless else state)
             refused = any(step is FATAL[1] for step in run.plan)  # a 400 may be taken for `since`
             assert_within_request_bound(
@@ -194,6 +208,18 @@ def run_chain(
         assert done
         messages += output
     return toggl, messages
+
+
+def live_tasks(toggl: TogglServer) -> set[tuple[int, str]]:
+    return {(i, task["at"]) for i, task in toggl.tasks.items() if task["server_deleted_at"] is None}
+
+
+def assert_no_false_deletion(
+    messages: list[dict[str, Any]], live: set[tuple[int, str]], activate_version: bool
+) -> None:
+    warehouse = Warehouse(activate_version=activate_version).load(messages)
+    for task_id, _ in live:
+        assert not warehouse.marked_deleted(task_id), f"live task {task_id} marked deleted"
 
 
 def assert_warehouse_equals_toggl(
@@ -353,6 +379,7 @@ def test_a_chain_of_runs_ends_with_the_warehouse_equal_to_toggl(  # noqa: PLR091
         order=order,
         clock=clock,
         old_since=old_since,
+        activate_version=True,
     )
     assert_warehouse_equals_toggl(toggl, messages, activate_version=True)
 
@@ -361,20 +388,58 @@ def test_a_chain_of_runs_ends_with_the_warehouse_equal_to_toggl(  # noqa: PLR091
     task_count=10,
     page_size=4,
     order="at",
+    clock=0.0,
+    old_since="empty",
     chain=[Run(), Run(days=20, before=[Change("delete", 3)], sync=False), Run(days=80)],
 )
-@settings(max_examples=20, **CHAIN_SETTINGS)
+@example(  # 3: a full refresh a day after a deletion: only tasks_listings can tell
+    task_count=10,
+    page_size=4,
+    order="id",
+    clock=0.0,
+    old_since="refuse",
+    chain=[Run(), Run(before=[Change("delete", 2)], sync=False), Run(days=1, stateless=True)],
+)
+@example(  # the same with Toggl's clock two minutes behind, the refresh stopped by the quota
+    task_count=6,
+    page_size=3,
+    order="at",
+    clock=-120.0,
+    old_since="refuse",
+    chain=[
+        Run(),
+        Run(before=[Change("delete", 0)], sync=False),
+        Run(days=1, stateless=True, quota=1),
+        Run(),
+    ],
+)
+@example(  # a pass without done tasks lists only some: its rows must not mark the rest deleted
+    task_count=5,
+    page_size=3,
+    order="id",
+    clock=0.0,
+    old_since="refuse",
+    chain=[Run(), Run(before=[Change("done", 1)]), Run(include_not_active=False)],
+)
+@settings(max_examples=25, **CHAIN_SETTINGS)
 @given(
     task_count=st.integers(0, 30),
     page_size=st.integers(2, 12),
     order=st.sampled_from(["id", "at"]),
-    # A loader that ignores ACTIVATE_VERSION relies on the state's known ids: no full refresh.
-    chain=st.lists(runs.map(lambda run: Run(**{**run.__dict__, "stateless": False})), max_size=4),
+    clock=st.sampled_from(CLOCK_OFFSETS),
+    old_since=st.sampled_from(["refuse", "empty"]),
+    chain=st.lists(runs, max_size=4),
 )
-def test_the_same_holds_in_a_warehouse_without_activate_version(
-    task_count: int, page_size: int, order: str, chain: list[Run]
+def test_the_same_holds_in_a_warehouse_without_activate_version(  # noqa: PLR0917
+    task_count: int, page_size: int, order: str, clock: float, old_since: str, chain: list[Run]
 ) -> None:
     toggl, messages = run_chain(
-        chain, task_count=task_count, page_size=page_size, order=order, clock=0.0, old_since="empty"
+        chain,
+        task_count=task_count,
+        page_size=page_size,
+        order=order,
+        clock=clock,
+        old_since=old_since,
+        activate_version=False,
     )
     assert_warehouse_equals_toggl(toggl, messages, activate_version=False)

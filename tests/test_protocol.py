@@ -220,7 +220,7 @@ def test_1g_in_batch_mode_no_state_runs_ahead_of_its_records(tmp_path: Path) -> 
 def batched_ids(run: TapRun) -> set[int]:
     ids = set()
     for message in run.messages:
-        if message["type"] == "BATCH":
+        if message["type"] == "BATCH" and message["stream"] == "tasks":
             for url in message["manifest"]:
                 with gzip.open(url.removeprefix("file://"), "rt") as batch:
                     ids |= {json.loads(row)["id"] for row in batch}
@@ -305,3 +305,55 @@ def test_1f_a_resumed_sync_with_its_step_backs_spent_has_none_left(tmp_path: Pat
     assert resumed.returncode == 0, resumed.stderr
     assert "The bookmark stays where it was" in resumed.stderr
     assert resumed.bookmark is None  # so the next run reads everything again
+
+
+def test_a_full_refresh_marks_in_stg_tasks_what_no_state_remembers(tmp_path: Path) -> None:
+    """3, target-duckdb: after a state loss no known id can become a tombstone, and the loader
+    ignores ACTIVATE_VERSION; the listing, written after every task, tells stg_tasks."""
+    with TogglServer([make_task(i) for i in range(1, 8)]) as toggl:
+        config = config_for(toggl, api_token=toggl.api_token, page_size=3)
+        first = run_tap(config, tmp_path)
+        toggl.clock_offset += timedelta(days=1)
+        toggl.delete(5)
+        toggl.modify(2, name="renamed")
+        toggl.clock_offset += timedelta(days=1)
+        refresh = run_tap(config, tmp_path)  # no state: Meltano's --full-refresh
+        toggl.modify(3, name="changed later")
+        toggl.clock_offset += timedelta(hours=1)
+        later = run_tap(config, tmp_path, state=refresh.final_state)
+
+    (listing,) = refresh.listings
+    records = [m for m in refresh.messages if m["type"] == "RECORD"]
+    assert records[-1] == {
+        "type": "RECORD",
+        "stream": "tasks_listings",
+        "record": listing,
+        "time_extracted": records[-1]["time_extracted"],
+    }
+    assert listing["tasks_listed"] == 6
+    assert listing["tasks_gone"] == 0  # no state, so no known id to miss
+    assert listing["began_at"] == refresh.bookmark
+    assert {r["_sdc_table_version"] for r in refresh.records} == {listing["table_version"]}
+    assert listing["table_version"] > first.listings[0]["table_version"]
+    # an incremental run lists nothing, and its records keep the listing's version
+    assert later.listings == []
+    assert [(r["id"], r["_sdc_table_version"]) for r in later.records] == [
+        (3, listing["table_version"])
+    ]
+    warehouse = Warehouse(activate_version=False).load(first.messages + refresh.messages)
+    assert [i for i in range(1, 8) if warehouse.marked_deleted(i)] == [5]
+    assert warehouse.rows[2]["name"] == "renamed"
+
+
+def test_only_a_pass_that_lists_every_task_writes_a_listing(tmp_path: Path) -> None:
+    with TogglServer([make_task(i) for i in range(1, 5)]) as toggl:
+        toggl.mark_done(2)
+        config = config_for(toggl, api_token=toggl.api_token)
+        without_done = run_tap({**config, "include_not_active": False}, tmp_path)
+        with_start_date = run_tap({**config, "start_date": "2020-01-01"}, tmp_path)
+        searched = run_tap({**config, "search": "Task"}, tmp_path)
+
+    for run in (without_done, with_start_date, searched):
+        assert run.returncode == 0, run.stderr
+        assert run.listings == []
+        assert run.records

@@ -100,4 +100,4 @@ def test_discovery_needs_no_credentials(tmp_path: Path) -> None:
 
     assert run.returncode == 0, run.stderr
     catalog = json.loads(run.stdout)
-    assert [stream["tap_stream_id"] for stream in catalog["streams"]] == ["tasks"]
+    assert [stream["tap_stream_id"] for stream in catalog["streams"]] == ["tasks", "tasks_listings"]
