@@ -6,11 +6,12 @@ Usage, in the Meltano project (after `source scripts/setup-meltano`):
     scripts/airflow_trial.py DAG_ID [ARGS OF airflow dags test ...]
 
 It runs `meltano invoke airflow dags test DAG_ID`, passing its whole log through as it comes
-(Airflow's lines on stdout, Meltano's on stderr). When the run fails, what a failed task said
-follows Airflow's and Meltano's last lines of the log, under a one-line heading on stderr, and
-the exit code is the run's: the tap's ERROR paragraph, or the DAG's own message such as
-"Account initech: tap-toggl-tasks: Toggl refused the credentials (HTTP 403 ...". A run that
-succeeds prints what `dags test` prints, and exits 0.
+(Airflow's lines on stdout, Meltano's on stderr). When the run fails, Airflow and Meltano end
+their log with verdicts that do not say why ("Bash command failed", "DagRun failed"), so what
+went wrong follows them, on stderr under a one-line heading: the tap's ERROR paragraph, or the
+DAG's own message such as "Account initech: tap-toggl-tasks: Toggl refused the credentials (HTTP
+403 ...". The exit code is the run's. A run that succeeds prints what `dags test` prints, and
+exits 0.
 
 Standard library only: any Python 3.11 runs it, Meltano's included.
 """
@@ -33,7 +34,7 @@ _RELAYED = re.compile(
     r"(?P<message>.*?)(?: \[[\w.]+\](?: \w+=\S*)*)?$"
 )
 # The last line of a traceback Airflow prints for a failed task: `package.module.Type: message`.
-_EXCEPTION = re.compile(r"^(?:[\w]+\.)*(?P<type>\w+): (?P<message>.+)$")
+_EXCEPTION = re.compile(r"^(?:\w+\.)*(?P<type>\w+): (?P<message>.+)$")
 # What BashOperator raises whatever the command said: the plugin's own lines say why.
 _BASH_FAILED = "Bash command failed."
 # Exceptions whose message is written for a person, shown without the exception's name.
@@ -96,8 +97,8 @@ def main(argv: list[str]) -> int:
         bufsize=1,
     ) as run:
         relays = [
-            threading.Thread(target=_relay, args=(run.stdout, sys.stdout, kept[0])),
-            threading.Thread(target=_relay, args=(run.stderr, sys.stderr, kept[1])),
+            threading.Thread(target=_relay, args=(run.stdout, sys.stdout, kept[0]), daemon=True),
+            threading.Thread(target=_relay, args=(run.stderr, sys.stderr, kept[1]), daemon=True),
         ]
         for relay in relays:
             relay.start()
