@@ -11,13 +11,15 @@ import pytest
 from tests.pipelines.meltano import API_TOKEN, meltano_project
 from tests.pipelines.plugins import install_plugins
 from tests.pipelines.processes import run
-from tests.pipelines.project import AIRFLOW_PYTHON, MELTANO_BIN
+from tests.pipelines.project import AIRFLOW_PYTHON, ROOT
 from tests.pipelines.warehouse import assert_warehouse_matches, awkward_tasks, duckdb_rows
 from toggl_standin.demo_data import demo_tasks
 from toggl_standin.server import TogglServer
 
 # A module runs start to end on one pytest-xdist worker (--dist loadgroup), with its fixtures.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
+# The README's trial command: `meltano invoke airflow dags test <dag>`, ending with what failed.
+TRIAL = ROOT / "scripts" / "airflow_trial.py"
 # Runs inside Airflow's own virtualenv: what Airflow's DAG processor makes of the folder.
 LOAD_DAG_FOLDER = """
 import json, sys
@@ -84,10 +86,19 @@ def test_airflow_dags_test_runs_the_scheduled_job_into_duckdb(tmp_path: Path) ->
         meltano = meltano_project(tmp_path, toggl, AIRFLOW_HOME=str(tmp_path / "airflow"))
         meltano("invoke", "airflow:migrate")
 
-        # Without a date: the run is "now", as the README shows it.
-        log = meltano("invoke", "airflow", "dags", "test", "meltano_daily-toggl-to-duckdb")
+        # As the README shows it: without a date, the run is "now".
+        done = run(
+            [str(TRIAL), "meltano_daily-toggl-to-duckdb"],
+            cwd=meltano.cwd,
+            env=meltano.env,
+            timeout=600,
+            stderr_into_stdout=True,
+        )
 
-        assert "state=success" in log
+        assert done.returncode == 0, done.stdout[-6000:]
+        assert "state=success" in done.stdout
+        assert "The trial run of" not in done.stdout  # the summary is for failed runs
+        assert API_TOKEN not in done.stdout
         assert_warehouse_matches(duckdb_rows(meltano.warehouse), toggl.tasks)
         assert meltano.state("dev:tap-toggl-tasks-to-target-duckdb")["singer_state"]["bookmarks"]
 
@@ -98,14 +109,28 @@ def test_a_failing_trial_run_ends_at_once_with_the_taps_message(tmp_path: Path) 
         meltano = meltano_project(tmp_path, toggl, AIRFLOW_HOME=str(tmp_path / "airflow"))
         meltano("invoke", "airflow:migrate")
 
-        trial = ["invoke", "airflow", "dags", "test", "meltano_daily-toggl-to-duckdb"]
         # A retry would poll for its 15-minute delay: this bound fails such a run.
         done = run(
-            [str(MELTANO_BIN / "meltano"), *trial], cwd=meltano.cwd, env=meltano.env, timeout=600
+            [str(TRIAL), "meltano_daily-toggl-to-duckdb"],
+            cwd=meltano.cwd,
+            env=meltano.env,
+            timeout=600,
+            stderr_into_stdout=True,  # as a terminal shows the two streams
         )
 
-    output = done.stdout + done.stderr
+    output = done.stdout
     assert done.returncode != 0
     assert len(toggl.requests) == 1  # one try: no retry by Airflow, none by the tap
-    assert "Toggl refused the credentials (HTTP 403" in output
     assert "up_for_retry" not in output, output[-3000:]
+    assert API_TOKEN not in output
+    # The whole log stays: the task's traceback and Airflow's verdict come before the summary.
+    assert "Bash command failed" in output
+    assert "DagRun failed" in output
+    # What the user reads last: a heading, then the tap's ERROR paragraph, the request id in it.
+    heading, message = [line for line in output.splitlines() if line.strip()][-2:]
+    assert heading == "The trial run of meltano_daily-toggl-to-duckdb failed; what went wrong:"
+    assert message.startswith(
+        "tap-toggl-tasks: Toggl refused the credentials (HTTP 403 Forbidden, request id "
+        f"{toggl.requests[0].request_id}: Incorrect username and/or password). Check the api_token"
+    ), output[-3000:]
+    assert message.endswith("then run again.")

@@ -38,7 +38,7 @@ from tests.pipelines.postgres import (
     sqlalchemy_url,
 )
 from tests.pipelines.processes import run, started
-from tests.pipelines.project import AIRFLOW_PYTHON, MELTANO_BIN, make_project
+from tests.pipelines.project import AIRFLOW_PYTHON, MELTANO_BIN, ROOT, make_project
 from tests.pipelines.warehouse import assert_warehouse_matches, awkward_tasks
 from toggl_standin.demo_data import make_task
 from toggl_standin.server import Fault, TogglServer
@@ -277,6 +277,41 @@ def test_each_account_syncs_in_its_own_mapped_task_and_fails_alone(accounts: Acc
         ] * 2, f"{name} did not resume from its own bookmark"
         assert_warehouse_matches(accounts.rows(name), server.tasks)
     assert_no_token_in(accounts.airflow_home)
+
+
+def test_the_readmes_trial_run_ends_with_the_failing_accounts_message(accounts: Accounts) -> None:
+    """`dags test` as the README runs it: the default retries, which a trial run skips."""
+    del accounts.meltano.env["TOGGL_ACCOUNTS_RETRIES"]
+    del accounts.meltano.env["TOGGL_ACCOUNTS_RETRY_DELAY_SECONDS"]
+    accounts.meltano("invoke", "airflow:migrate")
+    accounts.meltano("invoke", "airflow:pool")
+
+    # A retry would poll for its 30-minute delay: this bound fails such a run.
+    done = run(
+        [str(ROOT / "scripts" / "airflow_trial.py"), "toggl_accounts"],
+        cwd=accounts.meltano.cwd,
+        env=accounts.meltano.env,
+        timeout=600,
+        stderr_into_stdout=True,  # as a terminal shows the two streams
+    )
+
+    output = done.stdout
+    for token in TOKENS.values():
+        assert token not in output
+    assert done.returncode != 0
+    assert "up_for_retry" not in output, output[-3000:]
+    assert [len(accounts.servers[name].requests) > 0 for name in TOKENS] == [True] * 3
+    assert len(accounts.servers["initech"].requests) == 1  # no retry
+    assert {name: ti["state"] for name, ti in task_instances(accounts).items()} == {
+        "acme": "success",
+        "globex": "success",
+        "initech": "failed",
+    }
+    # What the user reads last: a heading, then the one failing account's message.
+    heading, message = [line for line in output.splitlines() if line.strip()][-2:]
+    assert heading == "The trial run of toggl_accounts failed; what went wrong:"
+    assert message.startswith(REFUSED), output[-3000:]
+    assert message.endswith("then run again.")
 
 
 def test_an_executor_runs_the_accounts_at_the_same_time(accounts: Accounts, postgres: str) -> None:
