@@ -1,5 +1,5 @@
-"""A task deleted in Toggl while the pipeline was paused past Toggl's `since` window ends up
-deleted in both warehouses (issue 15, section 3).
+"""A task deleted in Toggl while the pipeline was paused past Toggl's `since` window, or before
+a full refresh, ends up deleted in both warehouses (issue 15, section 3).
 
 Toggl refuses (or answers empty) a `since` older than about three months, so the tap never sends
 one older than 60 days by the host's clock: after a longer pause it reads the whole task list
@@ -15,6 +15,11 @@ Days pass for the whole pipeline: the stand-in's clock by its `clock_offset`, th
     day 20    a task deleted in Toggl (80 days before the next run)
     day 99    a done task renamed
     day 100   the next run, by Toggl's clock and the host's
+    day 101   another task deleted
+    day 102   `meltano run --full-refresh`: the tap gets no state, so it knows no ids and emits no
+              tombstone, and target-duckdb ignores ACTIVATE_VERSION; the `tasks_listings` row
+              the complete pass writes is what lets stg_tasks say `deleted` (older
+              `_sdc_table_version`), in both warehouses alike
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ TASKS = 20
 DELETED = 7  # open until deleted
 RENAMED = 10  # done (every fifth task is)
 NEW_NAME = 'Renamed on day 99: "v2" ✓'
+DELETED_BEFORE_REFRESH = 13  # open until deleted
 DELETED_ON = timedelta(days=20)
 RENAMED_ON = timedelta(days=99)
 PAUSE = timedelta(days=100)
@@ -170,6 +176,37 @@ def deleted_during_a_long_pause_shows_deleted(
     assert deleted_at is not None
     assert utc(deleted_at) >= parse_at(toggl.tasks[DELETED]["server_deleted_at"])
 
+    deleted_before_a_full_refresh_shows_deleted(meltano, toggl, warehouse)
+
+
+def deleted_before_a_full_refresh_shows_deleted(
+    meltano: Meltano, toggl: TogglServer, warehouse: Warehouse
+) -> None:
+    """Day 101 and 102: a deletion no state remembers, found by the listing alone."""
+    toggl.clock_offset = PAUSE + timedelta(days=1)
+    toggl.delete(DELETED_BEFORE_REFRESH)
+    toggl.clock_offset = PAUSE + timedelta(days=2)
+    before = len(toggl.requests)
+
+    # The host's clock as it is: a full refresh sends no `since`, whatever the day.
+    meltano("run", "--full-refresh", warehouse.job)
+
+    assert all("since" not in params for params in requests_since(toggl, before))
+    rows = warehouse.staging()
+    by_id = {row["task_id"]: row for row in rows}
+    assert len(rows) == len(by_id) == len(toggl.tasks)
+    landed = {
+        task_id: {name: by_id[task_id][name] for name in want}
+        for task_id, want in expected_staging(toggl).items()
+    }
+    assert landed == expected_staging(toggl)
+    assert by_id[DELETED_BEFORE_REFRESH]["status"] == "deleted"
+    # when the listing that missed it began: after the deletion, by Toggl's clock
+    deleted_at = by_id[DELETED_BEFORE_REFRESH]["deleted_at"]
+    assert deleted_at is not None
+    deleted = parse_at(toggl.tasks[DELETED_BEFORE_REFRESH]["server_deleted_at"])
+    assert deleted <= utc(deleted_at) <= deleted + timedelta(days=2)
+
 
 def duckdb_staging(path: Path) -> list[dict[str, Any]]:
     import duckdb  # noqa: PLC0415 - only the pipeline tests need it
@@ -188,7 +225,9 @@ def postgres_staging(url: str) -> list[dict[str, Any]]:
         return db.execute(SELECT_STAGING).fetchall()
 
 
-def test_a_task_deleted_during_a_100_day_pause_is_deleted_in_duckdb(tmp_path: Path) -> None:
+def test_tasks_deleted_in_a_100_day_pause_or_before_a_full_refresh_show_deleted_in_duckdb(
+    tmp_path: Path,
+) -> None:
     install_plugins("tap-toggl-tasks", "target-duckdb", "dbt-duckdb")
     with TogglServer(recent_tasks(), api_token=API_TOKEN) as toggl:
         meltano = meltano_project(tmp_path, toggl)
@@ -196,7 +235,7 @@ def test_a_task_deleted_during_a_100_day_pause_is_deleted_in_duckdb(tmp_path: Pa
         deleted_during_a_long_pause_shows_deleted(meltano, toggl, warehouse)
 
 
-def test_a_task_deleted_during_a_100_day_pause_is_deleted_in_postgres(
+def test_tasks_deleted_in_a_100_day_pause_or_before_a_full_refresh_show_deleted_in_postgres(
     postgres: str, tmp_path: Path
 ) -> None:
     install_plugins("tap-toggl-tasks", "target-postgres", "dbt-postgres")
