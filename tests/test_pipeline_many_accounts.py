@@ -251,8 +251,11 @@ def test_each_account_syncs_in_its_own_mapped_task_and_fails_alone(accounts: Acc
     first_sync = {name: len(accounts.servers[name].requests) for name in ("acme", "globex")}
     assert_warehouse_matches(accounts.rows("acme"), acme.tasks)
     assert_warehouse_matches(accounts.rows("globex"), globex.tasks)
-    # Each account its own table; the refused one's stays empty (the loader made it at SCHEMA).
-    assert accounts.tables() == {f"toggl_{name}.tasks" for name in TOKENS}
+    # Each account its own tables; the refused one's tasks stays empty (the loader made it at
+    # SCHEMA), and its run stopped before tasks_listings' SCHEMA.
+    assert accounts.tables() == {f"toggl_{name}.tasks" for name in TOKENS} | {
+        f"toggl_{name}.tasks_listings" for name in ("acme", "globex")
+    }
     assert accounts.rows("initech") == []
     # Each good account has a bookmark of its own: when its sync began, after its newest task.
     bookmarks = {name: accounts.bookmark(name) for name in ("acme", "globex")}

@@ -101,6 +101,17 @@ runs = st.builds(
 )
 
 
+# What Toggl is like in a chain: its tasks, page size, order, clock, and answer to an old `since`.
+WORLDS: dict[str, st.SearchStrategy[Any]] = {
+    "task_count": st.integers(0, 30),
+    "page_size": st.integers(2, 12),
+    "order": st.sampled_from(["id", "at"]),
+    "clock": st.sampled_from(CLOCK_OFFSETS),
+    "old_since": st.sampled_from(["refuse", "empty"]),
+    "chain": st.lists(runs, min_size=1, max_size=4),
+}
+
+
 def apply(server: TogglServer, change_list: list[Change]) -> None:
     live = sorted(
         task_id for task_id, task in server.tasks.items() if not task["server_deleted_at"]
@@ -361,26 +372,9 @@ def assert_within_request_bound(
     chain=[Run([[], [Change("done", 0), Change("done", 1)]], crash=0.5), Run([FATAL[0]])],
 )
 @settings(max_examples=40, **CHAIN_SETTINGS)
-@given(
-    task_count=st.integers(0, 30),
-    page_size=st.integers(2, 12),
-    order=st.sampled_from(["id", "at"]),
-    clock=st.sampled_from(CLOCK_OFFSETS),
-    old_since=st.sampled_from(["refuse", "empty"]),
-    chain=st.lists(runs, min_size=1, max_size=4),
-)
-def test_a_chain_of_runs_ends_with_the_warehouse_equal_to_toggl(  # noqa: PLR0917
-    task_count: int, page_size: int, order: str, clock: float, old_since: str, chain: list[Run]
-) -> None:
-    toggl, messages = run_chain(
-        chain,
-        task_count=task_count,
-        page_size=page_size,
-        order=order,
-        clock=clock,
-        old_since=old_since,
-        activate_version=True,
-    )
+@given(**WORLDS)
+def test_a_chain_of_runs_ends_with_the_warehouse_equal_to_toggl(**world: Any) -> None:
+    toggl, messages = run_chain(**world, activate_version=True)
     assert_warehouse_equals_toggl(toggl, messages, activate_version=True)
 
 
@@ -422,24 +416,7 @@ def test_a_chain_of_runs_ends_with_the_warehouse_equal_to_toggl(  # noqa: PLR091
     chain=[Run(), Run(before=[Change("done", 1)]), Run(include_not_active=False)],
 )
 @settings(max_examples=25, **CHAIN_SETTINGS)
-@given(
-    task_count=st.integers(0, 30),
-    page_size=st.integers(2, 12),
-    order=st.sampled_from(["id", "at"]),
-    clock=st.sampled_from(CLOCK_OFFSETS),
-    old_since=st.sampled_from(["refuse", "empty"]),
-    chain=st.lists(runs, max_size=4),
-)
-def test_the_same_holds_in_a_warehouse_without_activate_version(  # noqa: PLR0917
-    task_count: int, page_size: int, order: str, clock: float, old_since: str, chain: list[Run]
-) -> None:
-    toggl, messages = run_chain(
-        chain,
-        task_count=task_count,
-        page_size=page_size,
-        order=order,
-        clock=clock,
-        old_since=old_since,
-        activate_version=False,
-    )
+@given(**WORLDS)
+def test_the_same_holds_in_a_warehouse_without_activate_version(**world: Any) -> None:
+    toggl, messages = run_chain(**world, activate_version=False)
     assert_warehouse_equals_toggl(toggl, messages, activate_version=False)

@@ -9,10 +9,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tap_toggl_tasks.schema import TASK_SCHEMA, TIMESTAMP_FIELDS
+from tap_toggl_tasks.schema import TIMESTAMP_FIELDS, TOGGL_FIELDS
 from toggl_standin.demo_data import make_task, parse_at
 
-TASK_FIELDS = tuple(TASK_SCHEMA["properties"])
+TASK_FIELDS = TOGGL_FIELDS
 
 
 def awkward_tasks() -> list[dict[str, Any]]:
