@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.pipelines.meltano import API_TOKEN, meltano_project
+from tests.pipelines.meltano import API_TOKEN, Meltano, meltano_project
 from tests.pipelines.plugins import install_plugins
 from tests.pipelines.processes import run
 from tests.pipelines.project import AIRFLOW_PYTHON, ROOT
@@ -80,6 +81,18 @@ def test_dag_folder_imports_and_has_a_dag_per_meltano_schedule(tmp_path: Path) -
     }
 
 
+def daily_trial(meltano: Meltano) -> subprocess.CompletedProcess[str]:
+    """The README's trial run of the daily DAG. The bound fails a run that retries (it would
+    poll for its 15-minute delay); stderr joins stdout, as a terminal shows the two."""
+    return run(
+        [str(TRIAL), "meltano_daily-toggl-to-duckdb"],
+        cwd=meltano.cwd,
+        env=meltano.env,
+        timeout=600,
+        stderr_into_stdout=True,
+    )
+
+
 @pytest.mark.usefixtures("airflow_installed")
 def test_airflow_dags_test_runs_the_scheduled_job_into_duckdb(tmp_path: Path) -> None:
     with TogglServer(demo_tasks(400) + awkward_tasks(), api_token=API_TOKEN) as toggl:
@@ -87,13 +100,7 @@ def test_airflow_dags_test_runs_the_scheduled_job_into_duckdb(tmp_path: Path) ->
         meltano("invoke", "airflow:migrate")
 
         # As the README shows it: without a date, the run is "now".
-        done = run(
-            [str(TRIAL), "meltano_daily-toggl-to-duckdb"],
-            cwd=meltano.cwd,
-            env=meltano.env,
-            timeout=600,
-            stderr_into_stdout=True,
-        )
+        done = daily_trial(meltano)
 
         assert done.returncode == 0, done.stdout[-6000:]
         assert "state=success" in done.stdout
@@ -109,14 +116,7 @@ def test_a_failing_trial_run_ends_at_once_with_the_taps_message(tmp_path: Path) 
         meltano = meltano_project(tmp_path, toggl, AIRFLOW_HOME=str(tmp_path / "airflow"))
         meltano("invoke", "airflow:migrate")
 
-        # A retry would poll for its 15-minute delay: this bound fails such a run.
-        done = run(
-            [str(TRIAL), "meltano_daily-toggl-to-duckdb"],
-            cwd=meltano.cwd,
-            env=meltano.env,
-            timeout=600,
-            stderr_into_stdout=True,  # as a terminal shows the two streams
-        )
+        done = daily_trial(meltano)
 
     output = done.stdout
     assert done.returncode != 0
