@@ -1,540 +1,369 @@
-"""The sync protocol: where a sync starts, its `since`, how pages join, what the state holds.
+"""The sync protocol, pure: what a run reads, what it trusts, and the state it leaves.
 
-Everything the tap decides about completeness lives here; `streams.py` only moves pages and
-records between Toggl and the SDK. No HTTP and no SDK hook here: a function of the pages given.
+No HTTP, no SDK, no clock: every function takes the state, the settings, the pages and the
+moments it needs, and returns new values (the dataclasses are frozen). `sync.py` carries the
+decisions out over HTTP; the state's layout and its checks are in `state.py`.
 
-The tasks state (`bookmarks.tasks`)::
+A run, as a state machine::
 
-    replication_key_value  when the last complete sync began, by Toggl's clock (the bookmark)
-    filters                include_not_active, include_hidden, search, as the bookmark was made
-    known_ids              the ids of the tasks loaded and not deleted (compact, see encode_ids)
-    table_version          the Singer table version of the last pass that listed every task
-    unfinished_sync        only while a sync has pages left: what a later run resumes from
-        began, since, filters   when it began (Toggl's clock), the `since` its pass sends
-        version                 the table version its records carry
-        pager                   the next offset and what proves the next page joins the last
-        seen, gone              ids listed live / as deleted by this pass, one chunk per page
+    state ──plan──> a pass: the unfinished one (same filters), or a new one whose `since` is
+                    the bookmark less the lookback; none (a full pass) when there is no
+                    bookmark, the filters changed, or it is older than SINCE_WINDOW
+        │
+        ├─> page at `offset` ──turn_page──> the tasks it brings that the pass has not seen,
+        │     and the pager: the next page starts on this page's last row (the overlap), so
+        │     a page that does not hold that row, unchanged, shows the list shifted (a gap).
+        │     A page with no unseen task ends the paging; a short page never does.
+        └─> after the pages, unless one page already held everything: ONE request without
+            `per_page`, which Toggl answers with every task at once (a snapshot). The tasks
+            the pages missed (a cap, an empty answer, ties in an unstable order, a task moved
+            by an edit) are emitted from it. ──finish──> bookmark := when the pass began
+            (Toggl's clock); for a full pass that lists every task and agrees with its
+            snapshot, a listing (tasks_listings, ACTIVATE_VERSION): the rows of tasks it
+            did not list are marked deleted, never erased.
 
-A sync, as a state machine::
-
-            state ──read──> plan ─┬─ unfinished_sync, same filters ──> resume its pass
-                                  └─ otherwise: a new pass, `since` = bookmark - lookback;
-                                     none when there is no bookmark, the filters changed,
-                                     or it is older than SINCE_WINDOW (Toggl refuses those)
-                                                        │
-          ┌──────────── page at `offset` <──────────────┘
-          │  joined?  some task of the last joined page is in it, unchanged (same id and `at`),
-          │           or it is at offset 0. Then no unchanged task can have slipped past.
-          │    yes ──> emit the new tasks; STATE (unfinished_sync); next offset = last row
-          │    no  ──> step back one page (≤ MAX_STEP_BACKS a sync): re-read what shifted
-          │  end?     a joined page of ≤ 1 row, or shorter than a page Toggl sent this run
-          └──< more
-                end ──> pass without `since` that lists everything: tombstones for the
-                        known ids it did not list, then ACTIVATE_VERSION (for loaders that
-                        mark the rows it did not load) and a `tasks_listings` record (for
-                        warehouses whose loader does not). Bookmark := began; known_ids updated;
-                        unfinished_sync removed. If a shift could not be bridged (`gap`),
-                        the bookmark stays, so the next run reads those tasks again.
-
-Why it is complete: Toggl's order (undocumented) depends only on the tasks, so tasks that do
-not change keep their order among themselves. A task that changes during the sync gets an `at`
-after `began`, so the next run's `since` brings it; a task that does not change is either in a
-joined page, or after one, where the next page looks. A page shorter than asked is not the end
-by itself (Toggl may cap pages): only one shorter than a page it already sent this run, or the
-page that merely repeats the last row. Stopping anywhere (quota, error, kill) loses nothing:
-every STATE follows the records it covers, and the next run resumes from it.
+Why nothing is lost: a task that changes during the sync gets an `at` after the pass began,
+so the next run's `since` brings it; a task that does not change is on a page, or in the
+snapshot, which is taken after the pages. Why no live task is marked deleted: only a full
+pass whose pages and snapshot agree (the snapshot holds every task the pages listed) writes a
+listing, and never one that would drop half of the last listing's tasks at once.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime
 import math
 import zlib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tap_toggl_tasks.errors import TogglError
+from msgspec.structs import replace as evolve  # dataclasses.replace, for the state's structs
+
+from tap_toggl_tasks.state import Filters, Pager, TasksState, Unfinished
 
 Task = dict[str, Any]
-Identity = tuple[Any, Any]  # (id, at) as Toggl sent them: equal only while the task is unchanged
+Identity = tuple[int, datetime.datetime]  # a task's id and `at`: equal while it is unchanged
 
-UNFINISHED = "unfinished_sync"
-FILTERS = "filters"
-KNOWN_IDS = "known_ids"
-TABLE_VERSION = "table_version"
-BOOKMARK = "replication_key_value"
-FILTER_SETTINGS = ("include_not_active", "include_hidden", "search")
-# Toggl refuses (or answers empty) a `since` older than 2-3 months; its own clients stay
-# within two months, and so does the tap: an older start means a pass without `since`.
-SINCE_WINDOW = datetime.timedelta(days=60)
-MAX_STEP_BACKS = 5  # a sync's, across the runs that resume it
-ANCHORS_KEPT = 10  # tasks at the end of a page that may prove the next page joins it
-# The same page this many times in a row: the server ignores `offset`. (Twice is legitimate:
-# tasks inserted before the offset can repeat a page.)
-SAME_PAGE_LIMIT = 3
-# Keys of states written by 0.1.x: what they recorded is rebuilt, so they are dropped.
-OLD_KEYS = ("largest_page", "deletions_unseen_since")
-
-
-class StateError(ValueError):
-    """The tasks state cannot be this tap's: the message says which key and why."""
+# Toggl refuses (or answers empty) a `since` older than two to three months, and two months
+# can be 59 days: the tap stays well inside, an older start is a pass without `since`.
+SINCE_WINDOW = datetime.timedelta(days=45)
+ANCHORS_KEPT = 10  # rows at the end of a page that may prove the next page joins it
+# A listing that would mark more than this share of the last listing's tasks deleted at once
+# looks like a fault of Toggl's (an empty answer, a short page), not like a user's deletions.
+SUSPECT_SHARE = 0.5
 
 
 @dataclass(frozen=True)
 class Settings:
     """The settings the protocol reads."""
 
-    filters: dict[str, Any]
+    filters: Filters
     lookback_seconds: int = 60
     start_date: datetime.datetime | None = None
 
     @property
     def lists_everything(self) -> bool:
-        """Whether a pass lists every live task, so a task it does not list is deleted."""
-        return bool(
-            self.filters.get("include_not_active")
-            and self.filters.get("include_hidden")
-            and not self.filters.get("search")
-        )
+        """Whether a full pass lists every live task, so a task it does not list is deleted."""
+        filters = self.filters
+        return bool(filters.include_not_active and filters.include_hidden and not filters.search)
 
 
-@dataclass
-class Pager:
-    """Where a pass stands between two pages: all of it goes into the state after each page."""
+@dataclass(frozen=True)
+class Pass:
+    """One pass over Toggl's list, from its first page to its snapshot."""
 
-    offset: int = 0  # of the next request
-    joined_at: int = 0  # offset of the last page that joined
-    anchors: list[Identity] = field(default_factory=list)  # the end of that page
-    # While stepping back: the page that did not join, and the offset after it.
-    stranded: list[Identity] | None = None
-    stranded_at: int = 0
-    resume_at: int | None = None
-    step_backs: int = 0
-    gap: bool = False  # a shift was not bridged: an unchanged task may have been skipped
-
-
-@dataclass
-class Sync:
-    """One sync of the tasks stream, from its plan to the state it leaves."""
-
-    settings: Settings
-    since: int | None
+    since: int | None  # None: a full pass
+    filters: Filters
     began: datetime.datetime | None = None  # Toggl's clock at its first answer
+    version: int | None = None  # the table version its records carry
     pager: Pager = field(default_factory=Pager)
-    # The pager after the last page whose tasks were all emitted: where a later run resumes.
-    committed: Pager = field(default_factory=Pager)
-    version: int | None = None  # the table version records carry
-    seen: list[str] = field(default_factory=list)  # encoded ids, one chunk a page
-    gone: list[str] = field(default_factory=list)
-    resumed: bool = False
-    # What the plan wants the user to know: warnings (a user's change costs a full read) and,
-    # in `info`, what is normal (a pause past the `since` window).
-    notes: list[str] = field(default_factory=list)
-    info: list[str] = field(default_factory=list)
-    widest: int = 0  # the largest page Toggl sent in this run: a shorter one is the end
-    repeats: int = 0  # pages in a row that were the page before over again
-    tasks_read: int = 0
-    finished: bool = False
-    # Set by finish() when the pass listed every live task and emitted each with `version`:
-    # the `tasks_listings` record, the durable form of ACTIVATE_VERSION.
-    listing: Task | None = None
-
-    # -- the plan -------------------------------------------------------------------------
-
-    @classmethod
-    def plan(cls, tasks_state: dict[str, Any], settings: Settings, now: datetime.datetime) -> Sync:
-        """The sync a run makes from this state: the unfinished one, or a new one."""
-        unfinished = tasks_state.get(UNFINISHED)
-        if unfinished is not None:
-            if unfinished["filters"] == settings.filters:
-                return cls._resume(unfinished, settings)
-            # What it loaded is in the warehouse: its ids stay known, for later tombstones.
-            tasks_state[KNOWN_IDS] = encode_ids(
-                (decode_ids(tasks_state.get(KNOWN_IDS)) | set(decode_chunks(unfinished["seen"])))
-                - set(decode_chunks(unfinished["gone"]))
-            )
-            del tasks_state[UNFINISHED]
-            note = (
-                f"The unfinished sync in the state was made with other filters "
-                f"({_describe(unfinished['filters'])}); it is dropped and this run starts anew."
-            )
-            return cls._new(tasks_state, settings, now, [note])
-        return cls._new(tasks_state, settings, now, [])
-
-    @classmethod
-    def _resume(cls, unfinished: Mapping[str, Any], settings: Settings) -> Sync:
-        pager = unfinished["pager"]
-        return cls(
-            settings,
-            since=unfinished["since"],
-            began=as_utc(unfinished["began"]),
-            pager=Pager(
-                offset=pager["offset"],
-                joined_at=pager["joined_at"],
-                anchors=[tuple(anchor) for anchor in pager["anchors"]],
-                stranded=None
-                if pager["stranded"] is None
-                else [tuple(anchor) for anchor in pager["stranded"]],
-                stranded_at=pager["stranded_at"],
-                resume_at=pager["resume_at"],
-                step_backs=pager["step_backs"],
-                gap=pager["gap"],
-            ),
-            version=unfinished.get("version"),
-            seen=list(unfinished["seen"]),
-            gone=list(unfinished["gone"]),
-            resumed=True,
-        ).committing()
-
-    @classmethod
-    def _new(
-        cls,
-        tasks_state: dict[str, Any],
-        settings: Settings,
-        now: datetime.datetime,
-        notes: list[str],
-    ) -> Sync:
-        bookmark = tasks_state.get(BOOKMARK)
-        made_with = tasks_state.get(FILTERS)
-        if bookmark is not None and made_with is not None and made_with != settings.filters:
-            notes.append(
-                f"The filters changed since the bookmark was made ({_describe(made_with)}, now "
-                f"{_describe(settings.filters)}): a bookmark says nothing about tasks outside "
-                "its filter, so this run reads every task."
-            )
-            bookmark = None
-        start: datetime.datetime | None = None
-        if bookmark is not None:
-            start = as_utc(bookmark) - datetime.timedelta(seconds=settings.lookback_seconds)
-        elif settings.start_date is not None:
-            start = settings.start_date
-        since = None if start is None else math.floor(start.timestamp())
-        info = []
-        if start is not None and start < now - SINCE_WINDOW:
-            info.append(
-                f"The sync would start at {start:%Y-%m-%d}, more than {SINCE_WINDOW.days} days "
-                "ago, and Toggl does not accept `since` that old: this run reads every task "
-                "instead, and marks deleted the tasks it knew that Toggl no longer lists."
-            )
-            since = None
-        return cls(
-            settings, since=since, version=tasks_state.get(TABLE_VERSION), notes=notes, info=info
-        )
-
-    def answered(self, toggl_now: datetime.datetime) -> None:
-        """Toggl's first answer: its clock is when the sync began."""
-        if self.began is not None:
-            return
-        self.began = toggl_now
-        if self.full_pass:
-            self.version = self._new_version()
-
-    def _new_version(self) -> int:
-        """A new table version for every pass without `since`, filtered ones too (then a later
-        pass that lists everything reaches their rows): Toggl's clock in milliseconds, and
-        always above the last one, should that clock step back."""
-        if self.began is None:
-            raise RuntimeError("a version needs the time the sync began")
-        return max(math.floor(self.began.timestamp() * 1000), (self.version or 0) + 1)
-
-    def without_since(self) -> None:
-        """Toggl refused this pass's `since`: start the pass over without it."""
-        self.since = None
-        if self.began is not None:
-            self.version = self._new_version()
-        self.pager = self.committed = Pager()
-        self.seen, self.gone = [], []
+    seen_chunks: tuple[str, ...] = ()  # the ids it emitted, one encoded chunk a page
+    seen: frozenset[int] = frozenset()  # the same ids, decoded
 
     @property
-    def full_pass(self) -> bool:
+    def full(self) -> bool:
         return self.since is None
 
-    @property
-    def lists_everything(self) -> bool:
-        """Whether this pass lists every live task, so a known id it does not list is deleted."""
-        return self.full_pass and self.settings.lists_everything
 
-    @property
-    def activates(self) -> bool:
-        """Whether ACTIVATE_VERSION follows the pass: it emits every live task (with a
-        start_date it leaves older ones out, whose rows a loader would then mark deleted)."""
-        return self.lists_everything and self.settings.start_date is None
+@dataclass(frozen=True)
+class Plan:
+    """A run's pass, and what the user should know about it."""
 
-    # -- the pages ------------------------------------------------------------------------
-
-    @property
-    def next_offset(self) -> int | None:
-        return None if self.finished else self.pager.offset
-
-    def read_page(self, tasks: list[Task]) -> list[Task]:
-        """Take the page asked at `next_offset`; return the tasks to emit, decide what follows."""
-        widest_before, self.widest = self.widest, max(self.widest, len(tasks))
-        identities = [identity(task) for task in tasks]
-        offset = self.pager.offset
-        same_again = bool(identities) and identities[-ANCHORS_KEPT:] == self.pager.anchors
-        fresh_tasks, self.pager, end = turn_page(self.pager, identities, tasks, widest_before)
-        self.repeats = self.repeats + 1 if same_again and not end else 0
-        if self.repeats >= SAME_PAGE_LIMIT - 1:
-            # A server that ignores `offset` would otherwise be asked for one page forever.
-            raise TogglError(
-                f"Toggl returned the same page at {SAME_PAGE_LIMIT} offsets in a row (the last "
-                f"{offset}): it seems to ignore the offset parameter. Check the api_url setting; "
-                "as a workaround set page_size above your number of tasks."
-            )
-        self.finished = end
-        self.tasks_read += len(fresh_tasks)
-        live = [task["id"] for task in tasks if not task.get("server_deleted_at")]
-        gone = [task["id"] for task in tasks if task.get("server_deleted_at")]
-        if live:
-            self.seen.append(encode_ids(live))
-        if gone:
-            self.gone.append(encode_ids(gone))
-        start = self.settings.start_date
-        if start is not None and self.full_pass:
-            # Without `since`, Toggl lists tasks older than start_date too.
-            fresh_tasks = [task for task in fresh_tasks if as_utc(task["at"]) >= start]
-        return fresh_tasks
-
-    def committing(self) -> Sync:
-        """The tasks of the page just read are all emitted: a later run may resume after it."""
-        self.committed = self.pager
-        return self
-
-    def checkpoint(self) -> dict[str, Any]:
-        """The `unfinished_sync` a later run resumes from: after the last committed page, and
-        with the ids of every task read, the page being emitted included (known ids must
-        cover every row a loader may hold, even when a stop cuts that page short)."""
-        if self.began is None:
-            raise RuntimeError("a checkpoint needs the time the sync began")
-        pager = self.committed
-        return {
-            "began": bookmark_form(self.began),
-            "since": self.since,
-            "filters": self.settings.filters,
-            "version": self.version,
-            "pager": {
-                "offset": pager.offset,
-                "joined_at": pager.joined_at,
-                "anchors": [list(anchor) for anchor in pager.anchors],
-                "stranded": None
-                if pager.stranded is None
-                else [list(anchor) for anchor in pager.stranded],
-                "stranded_at": pager.stranded_at,
-                "resume_at": pager.resume_at,
-                "step_backs": pager.step_backs,
-                "gap": pager.gap,
-            },
-            "seen": self.seen,
-            "gone": self.gone,
-        }
-
-    # -- the end --------------------------------------------------------------------------
-
-    def finish(self, tasks_state: dict[str, Any]) -> list[Task]:
-        """Settle the state of a sync that read its last page; the tombstones to emit."""
-        if self.began is None:
-            raise RuntimeError("a sync ends after Toggl answered")
-        known = decode_ids(tasks_state.get(KNOWN_IDS))
-        seen = set(decode_chunks(self.seen))
-        tombstones: list[Task] = []
-        if self.lists_everything and not self.pager.gap:
-            began = bookmark_form(self.began)
-            tombstones = [
-                {"id": task_id, "at": began, "server_deleted_at": began}
-                for task_id in sorted(known - seen)
-            ]
-            known = seen
-        else:
-            known = (known | seen) - set(decode_chunks(self.gone))
-        if self.full_pass and not self.pager.gap:
-            tasks_state[TABLE_VERSION] = self.version
-        if self.activates and not self.pager.gap and self.version is not None:
-            self.listing = {
-                "table_version": self.version,
-                "began_at": bookmark_form(self.began),
-                "tasks_listed": len(seen),
-                "tasks_gone": len(tombstones),
-            }
-        tasks_state[KNOWN_IDS] = encode_ids(known)
-        if not self.pager.gap:
-            tasks_state["replication_key"] = "at"
-            tasks_state[BOOKMARK] = bookmark_form(self.began)
-            tasks_state[FILTERS] = self.settings.filters
-        tasks_state.pop(UNFINISHED, None)
-        for key in OLD_KEYS:
-            tasks_state.pop(key, None)
-        return tombstones
+    pass_: Pass
+    resumed: bool = False
+    warnings: tuple[str, ...] = ()  # a choice of the user's costs a full read
+    info: tuple[str, ...] = ()  # normal, but worth a line (a pause past the `since` window)
 
 
-def turn_page(
-    pager: Pager, identities: list[Identity], tasks: list[Task], widest_before: int
-) -> tuple[list[Task], Pager, bool]:
-    """The tasks of a page not read just before it, the pager for the next page, and whether
-    the pass ends here: a pure function of the pager and the page."""
-    known = set(pager.anchors) | set(pager.stranded or ())
-    fresh = [task for task, ident in zip(tasks, identities, strict=True) if ident not in known]
-    joined = pager.offset == 0 or not set(pager.anchors).isdisjoint(identities)
-    at_end = len(tasks) <= 1 or len(tasks) < widest_before
+@dataclass(frozen=True)
+class Page:
+    """What one page brings: the tasks to emit, and the pass after it."""
 
-    stranded = pager.stranded
-    if (
-        joined
-        and stranded is not None
-        and (not stranded or not set(stranded).isdisjoint(identities))
-    ):
-        # Bridged: what slipped past the stranded page is in this one, so it stands as read.
-        bridged = Pager(
-            offset=pager.resume_at or 0,
-            joined_at=pager.stranded_at,
-            anchors=stranded[-ANCHORS_KEPT:],
-            step_backs=pager.step_backs,
-            gap=pager.gap,
+    fresh: tuple[Task, ...]
+    pass_: Pass
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a pass ends: the state it leaves, and what follows its records."""
+
+    state: TasksState
+    listing: Task | None = None  # the tasks_listings record; ACTIVATE_VERSION goes with it
+    warnings: tuple[str, ...] = ()
+    info: tuple[str, ...] = ()
+
+
+# -- the plan -------------------------------------------------------------------------------
+
+
+def plan(state: TasksState, settings: Settings, host_now: datetime.datetime) -> Plan:
+    """The pass a run makes from this state: the unfinished one, or a new one.
+
+    `host_now` (this machine's clock) only judges whether a bookmark is too old for `since`.
+    """
+    warnings: list[str] = []
+    unfinished = state.unfinished_sync
+    if unfinished is not None:
+        if unfinished.filters == settings.filters:
+            return Plan(resume(unfinished), resumed=True)
+        warnings.append(
+            f"The unfinished sync in the state was made with other filters "
+            f"({unfinished.filters.describe()}); it is dropped and this run starts anew."
         )
-        return fresh, bridged, pager.resume_at is None
-    if not joined and pager.step_backs < MAX_STEP_BACKS:
-        # Rows before this page went away (deleted, moved by an edit, filtered out), so
-        # unchanged tasks may have shifted past it: read the range before it again.
-        if stranded is None:
-            stepping = Pager(
-                offset=pager.joined_at,
-                stranded=identities,
-                stranded_at=pager.offset,
-                resume_at=_after(pager.offset, len(tasks), at_end=at_end),
-            )
-        else:
-            page = max(widest_before, len(tasks), 2)
-            stepping = Pager(
-                offset=max(0, pager.offset - page + 1),
-                stranded=stranded,
-                stranded_at=pager.stranded_at,
-                resume_at=pager.resume_at,
-            )
-        stepping.joined_at, stepping.anchors = pager.joined_at, pager.anchors
-        stepping.step_backs, stepping.gap = pager.step_backs + 1, pager.gap
-        return fresh, stepping, False
-    # Joined (or out of step-backs: then go on, and keep the bookmark, so the next run reads
-    # these tasks again).
-    following = Pager(
-        offset=_after(pager.offset, len(tasks), at_end=at_end) or 0,
-        joined_at=pager.offset,
-        anchors=identities[-ANCHORS_KEPT:],
-        step_backs=pager.step_backs,
-        gap=pager.gap or not joined,
+    bookmark = state.replication_key_value
+    if bookmark is not None and state.filters is not None and state.filters != settings.filters:
+        warnings.append(
+            f"The filters changed since the bookmark was made ({state.filters.describe()}, now "
+            f"{settings.filters.describe()}): a bookmark says nothing about tasks outside its "
+            "filter, so this run reads every task."
+        )
+        bookmark = None
+    start = settings.start_date
+    if bookmark is not None:
+        start = as_utc(bookmark) - datetime.timedelta(seconds=settings.lookback_seconds)
+    info: list[str] = []
+    if start is not None and start < host_now - SINCE_WINDOW:
+        info.append(
+            f"The sync would start at {start:%Y-%m-%d}, more than {SINCE_WINDOW.days} days "
+            "ago, older than Toggl accepts for `since`: this run reads every task instead."
+        )
+        start = None
+    since = None if start is None else math.floor(start.timestamp())
+    new = Pass(since=since, filters=settings.filters, version=state.table_version)
+    return Plan(new, warnings=tuple(warnings), info=tuple(info))
+
+
+def resume(unfinished: Unfinished) -> Pass:
+    seen_chunks = tuple(unfinished.seen)
+    return Pass(
+        since=unfinished.since,
+        filters=unfinished.filters,
+        began=as_utc(unfinished.began),
+        version=unfinished.version,
+        pager=unfinished.pager,
+        seen_chunks=seen_chunks,
+        seen=frozenset(decode_chunks(seen_chunks)),
     )
-    return fresh, following, at_end
 
 
-def _after(offset: int, rows: int, *, at_end: bool) -> int | None:
-    """The offset of the page after `rows` rows at `offset`: it starts on their last row."""
-    return None if at_end else offset + rows - 1
+def answered(pass_: Pass, toggl_now: datetime.datetime) -> Pass:
+    """The pass after Toggl's first answer: its clock is when the pass began."""
+    if pass_.began is not None:
+        return pass_
+    return _with_new_version(replace(pass_, began=toggl_now))
+
+
+def without_since(pass_: Pass) -> Pass:
+    """Toggl refused the pass's `since`: the same pass from the start, without it."""
+    return _with_new_version(
+        Pass(since=None, filters=pass_.filters, began=pass_.began, version=pass_.version)
+    )
+
+
+def _with_new_version(pass_: Pass) -> Pass:
+    """A full pass gets a table version of its own: Toggl's clock in milliseconds, always
+    above the last version, should that clock step back. An incremental pass keeps the
+    version of the full pass its rows belong to."""
+    if not pass_.full or pass_.began is None:
+        return pass_
+    version = max(math.floor(pass_.began.timestamp() * 1000), (pass_.version or 0) + 1)
+    return replace(pass_, version=version)
+
+
+# -- the pages ------------------------------------------------------------------------------
+
+
+def turn_page(pass_: Pass, tasks: Sequence[Task], settings: Settings) -> Page:
+    """Take the page Toggl sent for the pass's offset: the tasks to emit, and the pass after."""
+    pager = pass_.pager
+    anchors = anchor_identities(pager)
+    rows = _first_of_each_id(tasks)  # a join that fans out can list a task twice
+    fresh = tuple(task for task in rows if task["id"] not in pass_.seen)
+    identities = [identity(task) for task in rows]
+    first_page = pager.offset == 0 and not pager.anchors
+    if first_page:
+        gap = pager.gap
+    elif fresh:
+        # Some row of the last page must be here, unchanged; else rows before this offset
+        # went away (deleted, moved by an edit, filtered out) and others may have slipped
+        # past it. Either way the snapshot at the end brings them.
+        gap = pager.gap or set(anchors).isdisjoint(identities)
+    else:
+        # The end: the page holds nothing new. Only the overlap row alone is a clean end; any
+        # other answer (nothing, rows seen long before: a server ignoring `offset`) may hide
+        # tasks further on, which the snapshot then reads.
+        gap = pager.gap or identities != anchors[-1:]
+    seen = pass_.seen | {task["id"] for task in fresh}
+    chunks = pass_.seen_chunks + ((encode_ids(task["id"] for task in fresh),) if fresh else ())
+    following = Pager(
+        offset=pager.offset + max(len(rows) - 1, 0),
+        anchors=tuple((task_id, bookmark_form(at)) for task_id, at in identities[-ANCHORS_KEPT:]),
+        gap=gap,
+        data_pages=pager.data_pages + (1 if fresh else 0),
+        done=not fresh,
+    )
+    page_pass = replace(pass_, pager=following, seen=seen, seen_chunks=chunks)
+    return Page(tuple(task for task in fresh if wanted(task, pass_, settings)), page_pass)
+
+
+def needs_snapshot(state: TasksState, pass_: Pass) -> bool:
+    """Whether the pages alone may have missed a task, so the snapshot must be read.
+
+    One page that held every task is a snapshot already (one answer), unless it would drop
+    half of the last listing's tasks. A full pass whose first answer was empty needs one too.
+    """
+    pager = pass_.pager
+    if pager.gap or pager.data_pages >= 2:
+        return True
+    if not pass_.full:
+        return False
+    return pager.data_pages == 0 or _suspect(state, len(pass_.seen))
+
+
+def missed(pass_: Pass, task: Task, settings: Settings) -> bool:
+    """Whether a task of the snapshot is one the pages did not emit, and should have."""
+    return task["id"] not in pass_.seen and wanted(task, pass_, settings)
+
+
+def wanted(task: Task, pass_: Pass, settings: Settings) -> bool:
+    """Whether the pass emits this task: without `since`, Toggl lists tasks older than
+    start_date too."""
+    start = settings.start_date
+    return start is None or not pass_.full or task_time(task, "at") >= start
+
+
+def _first_of_each_id(tasks: Sequence[Task]) -> list[Task]:
+    rows, ids = [], set()
+    for task in tasks:
+        if task["id"] not in ids:
+            ids.add(task["id"])
+            rows.append(task)
+    return rows
+
+
+# -- the end --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the request without `per_page` listed: the ids of every task in it."""
+
+    ids: frozenset[int]
+
+
+def finish(
+    state: TasksState, pass_: Pass, snapshot: Snapshot | None, settings: Settings
+) -> Outcome:
+    """The state after a pass whose pages (and snapshot, if it needed one) were all emitted."""
+    if pass_.began is None:
+        raise ValueError("a pass ends after Toggl answered")
+    began = bookmark_form(pass_.began)
+    listed = pass_.seen if snapshot is None else snapshot.ids
+    warnings: list[str] = []
+    listing = None
+    listed_count = state.listed
+    if pass_.full and settings.lists_everything and settings.start_date is None:
+        unconfirmed = pass_.seen - listed
+        if unconfirmed:
+            warnings.append(
+                f"{len(unconfirmed)} task(s) the pages listed are missing from Toggl's answer "
+                f"without per_page (e.g. {min(unconfirmed)}): deleted meanwhile, or that answer "
+                "was cut short. The two reads disagree, so no task is marked deleted this "
+                "time; every task read was loaded, and the bookmark moves on."
+            )
+        elif _suspect(state, len(listed)):
+            warnings.append(
+                f"Toggl now lists {len(listed)} task(s) where the last complete listing had "
+                f"{state.listed}. So many gone at once looks like a fault of Toggl's, so no task "
+                "is marked deleted. If you did delete them, run once without state "
+                "(`meltano run --full-refresh ...`) to mark them."
+            )
+        elif listed and pass_.version is not None:
+            listing = {
+                "table_version": pass_.version,
+                "began_at": began,
+                "tasks_listed": len(listed),
+            }
+            listed_count = len(listed)
+    new_state = evolve(
+        state,
+        replication_key_value=began,
+        filters=settings.filters,
+        table_version=pass_.version if pass_.full else state.table_version,
+        listed=listed_count,
+        unfinished_sync=None,
+    )
+    return Outcome(new_state, listing, warnings=tuple(warnings))
+
+
+def checkpoint(state: TasksState, pass_: Pass) -> TasksState:
+    """The state a later run resumes from: after the last page whose tasks were all emitted."""
+    if pass_.began is None:
+        raise ValueError("a checkpoint needs the time the pass began")
+    unfinished = Unfinished(
+        began=bookmark_form(pass_.began),
+        since=pass_.since,
+        filters=pass_.filters,
+        version=pass_.version,
+        pager=pass_.pager,
+        seen=list(pass_.seen_chunks),
+    )
+    return evolve(state, unfinished_sync=unfinished)
+
+
+def _suspect(state: TasksState, listed: int) -> bool:
+    return state.listed is not None and listed < state.listed * SUSPECT_SHARE
+
+
+# -- identities, ids and timestamps -----------------------------------------------------------
+
+
+class BadTask(ValueError):
+    """A task the tap cannot read: the message says which and what to do."""
 
 
 def identity(task: Task) -> Identity:
-    return (task.get("id"), task.get("at"))
+    """A task's id and `at`, as an instant: a change of Toggl's format is not a change."""
+    return (task["id"], task_time(task, "at"))
 
 
-# -- the state, checked before any request ------------------------------------------------
-
-
-def state_problem(tasks_state: Mapping[str, Any]) -> str | None:
-    """Why the tasks state cannot be this tap's; None when every key the tap reads is sound."""
+def task_time(task: Task, field: str) -> datetime.datetime:
+    """A timestamp of a task, as an aware UTC datetime; BadTask when it is not one."""
+    value = task.get(field)
     try:
-        _check_state(tasks_state)
-    except StateError as problem:
-        return str(problem)
-    return None
+        return as_utc(value)
+    except (TypeError, ValueError):
+        raise BadTask(
+            f"Task {task.get('id')}: its {field} {value!r} is not a timestamp, so the sync "
+            "stopped before advancing the bookmark. Report this message: Toggl changed its "
+            "format."
+        ) from None
 
 
-def _check_state(tasks: Mapping[str, Any]) -> None:
-    if tasks.get("replication_key", "at") != "at":
-        raise StateError(
-            f"The state's tasks bookmark is on {tasks['replication_key']!r}, not `at`."
-        )
-    _expect(tasks, BOOKMARK, "a timestamp", is_timestamp, optional=True)
-    _expect(tasks, FILTERS, "an object of filter settings", _is_filters, optional=True)
-    _expect(tasks, KNOWN_IDS, "encoded task ids", _decodes, optional=True)
-    _expect(tasks, TABLE_VERSION, "a whole number", _is_count, optional=True)
-    unfinished = tasks.get(UNFINISHED)
-    if unfinished is None:
-        return
-    where = f"tasks {UNFINISHED}"
-    if not isinstance(unfinished, Mapping):
-        raise StateError(f"The state's {where} is not an object.")
-    _expect(unfinished, "began", "a timestamp", is_timestamp, where=where)
-    _expect(unfinished, "since", "UNIX seconds", _is_int, where=where, optional=True)
-    _expect(unfinished, "version", "a whole number", _is_count, where=where, optional=True)
-    _expect(unfinished, "filters", "an object of filter settings", _is_filters, where=where)
-    _expect(unfinished, "seen", "a list of encoded ids", _is_chunks, where=where)
-    _expect(unfinished, "gone", "a list of encoded ids", _is_chunks, where=where)
-    _expect(unfinished, "pager", "an object", lambda value: isinstance(value, Mapping), where=where)
-    pager, where = unfinished["pager"], f"{where} pager"
-    for key in ("offset", "joined_at", "stranded_at", "step_backs"):
-        _expect(pager, key, "a whole number", _is_count, where=where)
-    _expect(pager, "resume_at", "a whole number", _is_count, where=where, optional=True)
-    _expect(pager, "anchors", "a list of [id, at] pairs", _is_anchors, where=where)
-    _expect(pager, "stranded", "a list of [id, at] pairs", _is_anchors, where=where, optional=True)
-    _expect(pager, "gap", "true or false", lambda value: isinstance(value, bool), where=where)
-
-
-def _expect(
-    holder: Mapping[str, Any],
-    key: str,
-    what: str,
-    check: Any,
-    *,
-    where: str = "tasks",
-    optional: bool = False,
-) -> None:
-    if key not in holder or holder[key] is None:
-        if optional:
-            return
-        raise StateError(f"The state's {where} has no `{key}`.")
-    if not check(holder[key]):
-        raise StateError(f"The state's {where} `{key}` {holder[key]!r} is not {what}.")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_count(value: Any) -> bool:
-    return _is_int(value) and value >= 0
-
-
-def _is_filters(value: Any) -> bool:
-    return isinstance(value, Mapping) and set(value) <= set(FILTER_SETTINGS)
-
-
-def _is_anchors(value: Any) -> bool:
-    return isinstance(value, list) and all(
-        isinstance(pair, list) and len(pair) == 2 for pair in value
-    )
-
-
-def _is_chunks(value: Any) -> bool:
-    return isinstance(value, list) and all(_decodes(chunk) for chunk in value)
-
-
-def _decodes(value: Any) -> bool:
-    try:
-        decode_ids(value)
-    except (ValueError, TypeError, zlib.error, binascii.Error):
-        return False
-    return True
-
-
-def is_timestamp(value: Any) -> bool:
-    try:
-        datetime.datetime.fromisoformat(str(value))
-    except ValueError:
-        return False
-    return True
-
-
-# -- ids, compactly: sorted, as differences, zlib-compressed, base64 ---------------------------
+def anchor_identities(pager: Pager) -> list[Identity]:
+    return [(task_id, as_utc(at)) for task_id, at in pager.anchors]
 
 
 def encode_ids(ids: Iterable[int]) -> str:
@@ -545,11 +374,7 @@ def encode_ids(ids: Iterable[int]) -> str:
     return base64.b64encode(zlib.compress(text, 9)).decode()
 
 
-def decode_ids(encoded: str | None) -> set[int]:
-    if not encoded:
-        return set()
-    if not isinstance(encoded, str):
-        raise TypeError("encoded ids are a string")
+def decode_ids(encoded: str) -> set[int]:
     text = zlib.decompress(base64.b64decode(encoded, validate=True)).decode()
     ids, total = set(), 0
     for step in text.split(",") if text else ():
@@ -561,9 +386,6 @@ def decode_ids(encoded: str | None) -> set[int]:
 def decode_chunks(chunks: Iterable[str]) -> Iterable[int]:
     for chunk in chunks:
         yield from decode_ids(chunk)
-
-
-# -- timestamps ---------------------------------------------------------------------------------
 
 
 def bookmark_form(moment: datetime.datetime) -> str:
@@ -579,7 +401,3 @@ def as_utc(value: Any) -> datetime.datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
     return moment.astimezone(datetime.UTC)
-
-
-def _describe(filters: Mapping[str, Any]) -> str:
-    return ", ".join(f"{name}={filters.get(name)!r}" for name in FILTER_SETTINGS)

@@ -101,11 +101,6 @@ LISTING_SCHEMA = th.PropertiesList(
     ),
     _timestamp("began_at", "When the listing began, by Toggl's clock (UTC).", required=True),
     th.Property("tasks_listed", th.IntegerType, description="Live tasks Toggl listed."),
-    th.Property(
-        "tasks_gone",
-        th.IntegerType,
-        description="Tasks the state knew that Toggl no longer listed (emitted as deleted).",
-    ),
 ).to_dict()
 
 # The timestamps Toggl sends in mixed forms; `at` among them, normalised before bookmarking.

@@ -21,13 +21,13 @@ from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
-from singer_sdk.singerlib import Message, RecordMessage
+from singer_sdk.singerlib import Message, RecordMessage, SchemaMessage, StateMessage
 from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
 
 from tap_toggl_tasks.errors import DEFAULT_API_URL, TogglError, TogglInputError
-from tap_toggl_tasks.protocol import is_timestamp
-from tap_toggl_tasks.protocol import state_problem as tasks_state_problem
+from tap_toggl_tasks.state import is_timestamp
+from tap_toggl_tasks.state import problem as tasks_state_problem
 from tap_toggl_tasks.streams import ListingsStream, TasksStream
 
 if TYPE_CHECKING:
@@ -145,14 +145,23 @@ _LOOPBACK_NAMES = {"localhost"}
 
 
 class TasksMessageWriter(MsgSpecWriter):
-    """The SDK's msgspec writer, flushing stdout after every message but a RECORD.
+    """The SDK's msgspec writer, flushing stdout after every message but a RECORD, and
+    without the copy of the input state the SDK writes before anything else.
 
     A flush per record is a system call per record. Flushing with every other message (STATE
     above all) still hands a target each record before the state that covers it.
+    target-duckdb 0.8.0 keeps the first STATE of a run that loads no row, so that copy would
+    keep a quiet account's bookmark from ever moving; the run's own STATE follows anyway.
     """
+
+    schema_written = False
 
     @override
     def write_message(self, message: Message) -> None:
+        if isinstance(message, SchemaMessage):
+            self.schema_written = True
+        elif isinstance(message, StateMessage) and not self.schema_written:
+            return
         sys.stdout.buffer.write(self.format_message(message))
         if not isinstance(message, RecordMessage):
             sys.stdout.flush()

@@ -1,0 +1,224 @@
+"""One run's sync of the tasks stream: the protocol's decisions carried out, top to bottom.
+
+1. the plan: resume the unfinished pass, or start one (protocol.plan);
+2. the pages: each asked for, its new tasks emitted, then a STATE that resumes after it;
+   a 400 to a request with `since` is Toggl refusing `since` only if the same request without
+   it is answered: then the pass starts over without `since`;
+3. the snapshot, when the pages may have missed a task: one request without `per_page`,
+   parsed as it arrives, the tasks the pages missed emitted from it;
+4. the end: the bookmark, the listing, ACTIVATE_VERSION (protocol.finish).
+
+The decisions are protocol.py's; requests go through the stream (streams.py), STATE and
+ACTIVATE_VERSION through the SDK (sdk_internals.py).
+"""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import Generator, Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from tap_toggl_tasks import protocol, sdk_internals, state
+from tap_toggl_tasks.errors import (
+    QUOTA_REMAINING_HEADER,
+    TogglError,
+    body_text,
+    describe,
+    error_for,
+)
+from tap_toggl_tasks.protocol import Pass, Settings, Snapshot, Task, as_utc, bookmark_form
+
+Tasks = list[Task] | None  # a page's tasks; None for a 400
+
+if TYPE_CHECKING:
+    from tap_toggl_tasks.streams import TasksStream
+
+
+class TasksSync:
+    """A run of the tasks stream: `records()` yields what the SDK writes."""
+
+    def __init__(self, stream: TasksStream) -> None:
+        self.stream = stream
+        self.settings = settings_of(stream.config)
+        self.batch_mode = bool(stream.get_batch_config(stream.config))
+        self.requests = 0
+        self.tasks_read = 0
+
+    def records(self) -> Iterator[Task]:
+        start = state.decode(self.stream.stream_state or None)
+        plan = protocol.plan(start, self.settings, self.stream.host_clock())
+        self.announce(plan)
+        pass_ = plan.pass_
+        while not pass_.pager.done:
+            pass_ = yield from self.page(start, pass_)
+        snapshot = None
+        if protocol.needs_snapshot(start, pass_):
+            snapshot = yield from self.snapshot(pass_)
+        outcome = protocol.finish(start, pass_, snapshot, self.settings)
+        for warning in outcome.warnings:
+            self.stream.logger.warning("%s", warning)
+        self.keep(outcome.state)  # the SDK's STATE at the end of the stream carries it
+        self.stream.listing = outcome.listing
+        # Every record is written by now. In BATCH mode the last batch goes out after this:
+        # no ACTIVATE_VERSION, which would run ahead of it.
+        if outcome.listing is not None and not self.batch_mode:
+            sdk_internals.write_activate_version(self.stream, outcome.listing["table_version"])
+
+    def announce(self, plan: protocol.Plan) -> None:
+        for warning in plan.warnings:
+            self.stream.logger.warning("%s", warning)
+        for note in plan.info:
+            self.stream.logger.info("%s", note)
+        pass_ = plan.pass_
+        if plan.resumed:
+            self.stream.logger.info(
+                "Resuming the sync that began at %s (Toggl's clock), at offset %d.",
+                bookmark_form(pass_.began or self.stream.host_clock()),
+                pass_.pager.offset,
+            )
+        elif pass_.since is None:
+            self.stream.logger.info("Reading every task (no `since`).")
+        else:
+            self.stream.logger.info(
+                "Reading the tasks changed since %d (UNIX seconds).", pass_.since
+            )
+
+    # -- the pages --------------------------------------------------------------------------
+
+    def page(self, start: state.TasksState, pass_: Pass) -> Generator[Task, None, Pass]:
+        """Ask for the pass's next page, emit its new tasks, leave a STATE after them."""
+        offset = pass_.pager.offset
+        response, tasks, pass_ = self.fetch(pass_)
+        pass_ = protocol.answered(pass_, toggl_time(response) or self.stream.host_clock())
+        try:
+            page = protocol.turn_page(pass_, tasks, self.settings)
+        except protocol.BadTask as bad:
+            raise TogglError(str(bad)) from None
+        pass_ = page.pass_
+        self.emitting(pass_)
+        resumable = protocol.checkpoint(start, pass_)
+        for number, task in enumerate(page.fresh, 1):
+            if self.batch_mode and number == len(page.fresh):
+                # The SDK writes the state after each batch, so it may resume after this page
+                # once its last task is in a batch.
+                self.keep(resumable)
+            yield task
+        self.tasks_read += len(page.fresh)
+        self.log_progress(offset, response)
+        if not pass_.pager.done or protocol.needs_snapshot(start, pass_):
+            self.keep(resumable, write=True)
+        return pass_
+
+    def fetch(self, pass_: Pass) -> tuple[requests.Response, list[Task], Pass]:
+        """The page at the pass's offset; when Toggl refuses its `since`, the pass anew."""
+        response, tasks = self.request(pass_, per_page=True)
+        if tasks is not None:
+            return response, tasks, pass_
+        if pass_.since is not None:
+            # The same request without `since`: if Toggl answers it, the 400 was about `since`.
+            anew = protocol.without_since(pass_)
+            retried, tasks = self.request(anew, per_page=True)
+            if tasks is not None:
+                self.stream.logger.warning(
+                    "Toggl refused `since` %d (%s: %s). This run reads every task without "
+                    "`since` instead; the next run's `since` is recent again.",
+                    pass_.since,
+                    describe(response),
+                    body_text(response),
+                )
+                return retried, tasks, anew
+        raise error_for(response, max_quota_wait=0)
+
+    def request(
+        self, pass_: Pass, *, per_page: bool
+    ) -> tuple[requests.Response, list[Task] | None]:
+        self.requests += 1
+        return self.stream.page(self.params(pass_, per_page=per_page))
+
+    def params(self, pass_: Pass, *, per_page: bool) -> dict[str, Any]:
+        params = self.stream.get_url_params(None, None)
+        if per_page:
+            params |= {"per_page": self.stream.config["page_size"], "offset": pass_.pager.offset}
+        if pass_.since is not None:
+            params["since"] = pass_.since
+        return params
+
+    # -- the snapshot -----------------------------------------------------------------------
+
+    def snapshot(self, pass_: Pass) -> Generator[Task, None, Snapshot]:
+        """One answer without `per_page`: the tasks the pages missed are emitted from it."""
+        self.requests += 1
+        ids: set[int] = set()
+        loaded = 0
+        self.emitting(pass_)
+        for task in self.stream.snapshot(self.params(pass_, per_page=False)):
+            if task["id"] in ids:
+                continue  # listed twice (a join that fans out)
+            ids.add(task["id"])
+            try:
+                missed = protocol.missed(pass_, task, self.settings)
+            except protocol.BadTask as bad:
+                raise TogglError(str(bad)) from None
+            if missed:
+                loaded += 1
+                yield task
+        self.stream.logger.info(
+            "Checked against Toggl's answer without per_page (%d %s, %d %s made): %s.",
+            len(ids),
+            "task" if len(ids) == 1 else "tasks",
+            self.requests,
+            "request" if self.requests == 1 else "requests",
+            "the pages had every one of them"
+            if not loaded
+            else f"{loaded} the pages had missed were loaded from it",
+        )
+        return Snapshot(frozenset(ids))
+
+    # -- state and messages -----------------------------------------------------------------
+
+    def emitting(self, pass_: Pass) -> None:
+        """The table version the records from now on carry (and the SDK's RECORD messages)."""
+        self.stream.table_version = pass_.version
+        sdk_internals.set_table_version(self.stream, pass_.version)
+
+    def keep(self, tasks_state: state.TasksState, *, write: bool = False) -> None:
+        """Make this the stream's state, and (outside BATCH mode) write a STATE with it."""
+        stream_state = self.stream.stream_state
+        stream_state.clear()
+        stream_state.update(state.encode(tasks_state))
+        if write and not self.batch_mode:
+            # In BATCH mode the SDK writes the state after each BATCH message instead, so a
+            # STATE never runs ahead of the records it covers.
+            sdk_internals.write_state(self.stream)
+
+    def log_progress(self, offset: int, response: requests.Response) -> None:
+        quota = response.headers.get(QUOTA_REMAINING_HEADER)
+        self.stream.logger.info(
+            "Page at offset %s read: %d %s so far, %d %s made%s.",
+            offset,
+            self.tasks_read,
+            "task" if self.tasks_read == 1 else "tasks",
+            self.requests,
+            "request" if self.requests == 1 else "requests",
+            "" if quota is None else f"; Toggl's hourly quota has {quota} left",
+        )
+
+
+def settings_of(config: Any) -> Settings:
+    start_date = config.get("start_date")
+    return Settings(
+        filters=state.Filters(**{name: config.get(name) for name in state.FILTER_SETTINGS}),
+        lookback_seconds=int(config["lookback_seconds"]),
+        start_date=None if start_date is None else as_utc(start_date),
+    )
+
+
+def toggl_time(response: requests.Response) -> datetime | None:
+    """Toggl's clock from a response's `Date` header (whole seconds); None without one."""
+    try:
+        return as_utc(email.utils.parsedate_to_datetime(response.headers.get("Date", "")))
+    except (TypeError, ValueError):
+        return None
