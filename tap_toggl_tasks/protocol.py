@@ -1,32 +1,35 @@
 """The sync protocol, pure: what a run reads, what it trusts, and the state it leaves.
 
-No HTTP, no SDK, no clock: every function takes the state, the settings, the pages and the
-moments it needs, and returns new values (the dataclasses are frozen). `sync.py` carries the
-decisions out over HTTP; the state's layout and its checks are in `state.py`.
+No HTTP, no SDK, no clock: each function takes the state, the settings, the answers and the
+moments it needs, and returns new values (frozen: nothing is changed in place). `sync.py`
+carries the decisions out over HTTP; the state's layout and its checks are in `state.py`.
 
-A run, as a state machine::
+A run::
 
     state ──plan──> a pass: the unfinished one (same filters), or a new one whose `since` is
-                    the bookmark less the lookback; none (a full pass) when there is no
-                    bookmark, the filters changed, or it is older than SINCE_WINDOW
-        │
-        ├─> page at `offset` ──turn_page──> the tasks it brings that the pass has not seen,
-        │     and the pager: the next page starts on this page's last row (the overlap), so
-        │     a page that does not hold that row, unchanged, shows the list shifted (a gap).
-        │     A page with no unseen task ends the paging; a short page never does.
-        └─> after the pages, unless one page already held everything: ONE request without
-            `per_page`, which Toggl answers with every task at once (a snapshot). The tasks
-            the pages missed (a cap, an empty answer, ties in an unstable order, a task moved
-            by an edit) are emitted from it. ──finish──> bookmark := when the pass began
-            (Toggl's clock); for a full pass that lists every task and agrees with its
-            snapshot, a listing (tasks_listings, ACTIVATE_VERSION): the rows of tasks it
-            did not list are marked deleted, never erased.
+                    the bookmark before the last (less the lookback); no `since` (a full pass)
+                    when there is no bookmark, the filters changed, or it is older than
+                    SINCE_WINDOW
+      │
+      ├─ pages at offset 0, n, 2n, ... until one brings no task new to the pass (a short page
+      │  is not the end: Toggl may cap pages or filter rows after LIMIT); each page's new
+      │  tasks are emitted, then a STATE resumes after it
+      ├─ the snapshot, for every full pass and for a `since` pass of several pages: ONE request
+      │  without `per_page`, which Toggl answers with every task at once. The tasks the pages
+      │  missed (ties in an unstable order, a task moved by an edit, an empty answer) are
+      │  emitted from it; the tasks the pages listed and it lacks are looked up as changes
+      │  since the pass began (deleted meanwhile) or show it was cut short
+      └─ finish: bookmark := when the pass began (Toggl's clock). A full pass that lists every
+         task, agrees with its snapshot and keeps at least half of the last listing writes a
+         listing (tasks_listings, ACTIVATE_VERSION): the rows of tasks it lacks are marked
+         deleted in the warehouse, never erased.
 
-Why nothing is lost: a task that changes during the sync gets an `at` after the pass began,
-so the next run's `since` brings it; a task that does not change is on a page, or in the
-snapshot, which is taken after the pages. Why no live task is marked deleted: only a full
-pass whose pages and snapshot agree (the snapshot holds every task the pages listed) writes a
-listing, and never one that would drop half of the last listing's tasks at once.
+Why nothing is lost: a task that changes during a pass gets an `at` after the pass began, which
+the next run's `since` covers; a task that does not change is on a page or in the snapshot. The
+next run's `since` reaches back to the bookmark before the last, so every stretch of time is
+asked about by two runs: one wrong empty answer cannot hide a change. Why no live task is
+marked deleted: only two reads that agree (the pages and the snapshot, which holds every task
+the pages listed) write a listing, and never an empty one or one that halves the last.
 """
 
 from __future__ import annotations
@@ -44,15 +47,14 @@ from msgspec.structs import replace as evolve  # dataclasses.replace, for the st
 from tap_toggl_tasks.state import Filters, Pager, TasksState, Unfinished
 
 Task = dict[str, Any]
-Identity = tuple[int, datetime.datetime]  # a task's id and `at`: equal while it is unchanged
 
 # Toggl refuses (or answers empty) a `since` older than two to three months, and two months
 # can be 59 days: the tap stays well inside, an older start is a pass without `since`.
 SINCE_WINDOW = datetime.timedelta(days=45)
-ANCHORS_KEPT = 10  # rows at the end of a page that may prove the next page joins it
 # A listing that would mark more than this share of the last listing's tasks deleted at once
 # looks like a fault of Toggl's (an empty answer, a short page), not like a user's deletions.
 SUSPECT_SHARE = 0.5
+REPEATS_LIMIT = 3  # full pages in a row with no new task: Toggl ignores `offset`
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class Settings:
     filters: Filters
     lookback_seconds: int = 60
     start_date: datetime.datetime | None = None
+    page_size: int = 5000
 
     @property
     def lists_everything(self) -> bool:
@@ -79,7 +82,7 @@ class Pass:
     began: datetime.datetime | None = None  # Toggl's clock at its first answer
     version: int | None = None  # the table version its records carry
     pager: Pager = field(default_factory=Pager)
-    seen_chunks: tuple[str, ...] = ()  # the ids it emitted, one encoded chunk a page
+    seen_chunks: tuple[str, ...] = ()  # the ids its pages listed, one encoded chunk a page
     seen: frozenset[int] = frozenset()  # the same ids, decoded
 
     @property
@@ -98,11 +101,20 @@ class Plan:
 
 
 @dataclass(frozen=True)
-class Page:
-    """What one page brings: the tasks to emit, and the pass after it."""
+class Snapshot:
+    """What the answers without `per_page` listed."""
 
-    fresh: tuple[Task, ...]
-    pass_: Pass
+    ids: frozenset[int]  # every task in the snapshot
+    # Tasks the pages missed though they did not change during the pass: then only one read
+    # lists them, which is not enough evidence for a listing.
+    missed_unchanged: frozenset[int] = frozenset()
+    missed_changed: int = 0  # tasks the pages missed that changed during the pass
+    # Tasks the pages listed that the snapshot lacks, found changed since the pass began by a
+    # second answer: deleted (or done, or renamed out of the filter) meanwhile.
+    explained: frozenset[int] = frozenset()
+    # The ids of a second snapshot, read when the pages missed unchanged tasks: two whole
+    # answers that agree are evidence where pages and one answer disagree.
+    second: frozenset[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -142,7 +154,9 @@ def plan(state: TasksState, settings: Settings, host_now: datetime.datetime) -> 
         bookmark = None
     start = settings.start_date
     if bookmark is not None:
-        start = as_utc(bookmark) - datetime.timedelta(seconds=settings.lookback_seconds)
+        start = _since_moment(bookmark, settings)
+        if state.recheck_since is not None:
+            start = min(start, datetime.datetime.fromtimestamp(state.recheck_since, datetime.UTC))
     info: list[str] = []
     if start is not None and start < host_now - SINCE_WINDOW:
         info.append(
@@ -156,15 +170,14 @@ def plan(state: TasksState, settings: Settings, host_now: datetime.datetime) -> 
 
 
 def resume(unfinished: Unfinished) -> Pass:
-    seen_chunks = tuple(unfinished.seen)
     return Pass(
         since=unfinished.since,
         filters=unfinished.filters,
         began=as_utc(unfinished.began),
         version=unfinished.version,
         pager=unfinished.pager,
-        seen_chunks=seen_chunks,
-        seen=frozenset(decode_chunks(seen_chunks)),
+        seen_chunks=tuple(unfinished.seen),
+        seen=frozenset(decode_chunks(unfinished.seen)),
     )
 
 
@@ -177,14 +190,13 @@ def answered(pass_: Pass, toggl_now: datetime.datetime) -> Pass:
 
 def without_since(pass_: Pass) -> Pass:
     """Toggl refused the pass's `since`: the same pass from the start, without it."""
-    return _with_new_version(
-        Pass(since=None, filters=pass_.filters, began=pass_.began, version=pass_.version)
-    )
+    anew = Pass(since=None, filters=pass_.filters, began=pass_.began, version=pass_.version)
+    return _with_new_version(anew)
 
 
 def _with_new_version(pass_: Pass) -> Pass:
     """A full pass gets a table version of its own: Toggl's clock in milliseconds, always
-    above the last version, should that clock step back. An incremental pass keeps the
+    above the last version, should that clock step back. A pass with `since` keeps the
     version of the full pass its rows belong to."""
     if not pass_.full or pass_.began is None:
         return pass_
@@ -195,56 +207,57 @@ def _with_new_version(pass_: Pass) -> Pass:
 # -- the pages ------------------------------------------------------------------------------
 
 
-def turn_page(pass_: Pass, tasks: Sequence[Task], settings: Settings) -> Page:
-    """Take the page Toggl sent for the pass's offset: the tasks to emit, and the pass after."""
-    pager = pass_.pager
-    anchors = anchor_identities(pager)
-    rows = _first_of_each_id(tasks)  # a join that fans out can list a task twice
-    fresh = tuple(task for task in rows if task["id"] not in pass_.seen)
-    identities = [identity(task) for task in rows]
-    first_page = pager.offset == 0 and not pager.anchors
-    if first_page:
-        gap = pager.gap
-    elif fresh:
-        # Some row of the last page must be here, unchanged; else rows before this offset
-        # went away (deleted, moved by an edit, filtered out) and others may have slipped
-        # past it. Either way the snapshot at the end brings them.
-        gap = pager.gap or set(anchors).isdisjoint(identities)
-    else:
-        # The end: the page holds nothing new. Only the overlap row alone is a clean end; any
-        # other answer (nothing, rows seen long before: a server ignoring `offset`) may hide
-        # tasks further on, which the snapshot then reads.
-        gap = pager.gap or identities != anchors[-1:]
-    seen = pass_.seen | {task["id"] for task in fresh}
-    chunks = pass_.seen_chunks + ((encode_ids(task["id"] for task in fresh),) if fresh else ())
-    following = Pager(
-        offset=pager.offset + max(len(rows) - 1, 0),
-        anchors=tuple((task_id, bookmark_form(at)) for task_id, at in identities[-ANCHORS_KEPT:]),
-        gap=gap,
-        data_pages=pager.data_pages + (1 if fresh else 0),
-        done=not fresh,
-    )
-    page_pass = replace(pass_, pager=following, seen=seen, seen_chunks=chunks)
-    return Page(tuple(task for task in fresh if wanted(task, pass_, settings)), page_pass)
+def turn_page(
+    pass_: Pass, tasks: Sequence[Task], settings: Settings
+) -> tuple[tuple[Task, ...], Pass]:
+    """Take the page Toggl sent for the pass's offset: the tasks to emit, and the pass after.
 
-
-def needs_snapshot(state: TasksState, pass_: Pass) -> bool:
-    """Whether the pages alone may have missed a task, so the snapshot must be read.
-
-    One page that held every task is a snapshot already (one answer), unless it would drop
-    half of the last listing's tasks. A full pass whose first answer was empty needs one too.
+    Pages go on until a short one brings no task new to the pass: a short page with new tasks
+    is not the end (Toggl may cap pages, or filter rows out after LIMIT). A task listed twice
+    (a join that fans out) counts once. A pass with `since` whose first page is empty is done:
+    nothing changed.
     """
     pager = pass_.pager
-    if pager.gap or pager.data_pages >= 2:
-        return True
-    if not pass_.full:
-        return False
-    return pager.data_pages == 0 or _suspect(state, len(pass_.seen))
+    rows: dict[int, Task] = {}
+    for task in tasks:
+        rows.setdefault(task["id"], task)
+    fresh = [task for task_id, task in rows.items() if task_id not in pass_.seen]
+    new_ids = [task["id"] for task in fresh]
+    # A full page of tasks seen before is not the end (ties reshuffled, tasks moved), unless
+    # it keeps coming: then Toggl ignores `offset`, and the snapshot reads the rest.
+    repeats = 0 if fresh else pager.repeats + 1
+    following = evolve(
+        pager,
+        offset=pager.offset + len(rows),
+        data_pages=pager.data_pages + (1 if fresh else 0),
+        repeats=repeats,
+        done=not fresh and (len(rows) < settings.page_size or repeats >= REPEATS_LIMIT),
+    )
+    chunks = (*pass_.seen_chunks, encode_ids(new_ids)) if new_ids else pass_.seen_chunks
+    after = replace(
+        pass_, pager=following, seen=pass_.seen | frozenset(new_ids), seen_chunks=chunks
+    )
+    return tuple(task for task in fresh if wanted(task, pass_, settings)), after
+
+
+def needs_snapshot(pass_: Pass) -> bool:
+    """Whether the pages may have missed a task, so the snapshot must be read.
+
+    Every full pass reads it: its listing marks deleted whatever it lacks. A pass with `since`
+    whose changes filled more than one page reads it too: ties in Toggl's order can move a
+    task across a page boundary between two requests. One page is one answer: whole.
+    """
+    return pass_.full or pass_.pager.data_pages >= 2
 
 
 def missed(pass_: Pass, task: Task, settings: Settings) -> bool:
     """Whether a task of the snapshot is one the pages did not emit, and should have."""
     return task["id"] not in pass_.seen and wanted(task, pass_, settings)
+
+
+def changed_during(pass_: Pass, task: Task) -> bool:
+    """Whether a task changed while the pass ran (so it may have moved past its pages)."""
+    return pass_.began is None or task_time(task, "at") >= pass_.began
 
 
 def wanted(task: Task, pass_: Pass, settings: Settings) -> bool:
@@ -254,68 +267,123 @@ def wanted(task: Task, pass_: Pass, settings: Settings) -> bool:
     return start is None or not pass_.full or task_time(task, "at") >= start
 
 
-def _first_of_each_id(tasks: Sequence[Task]) -> list[Task]:
-    rows, ids = [], set()
-    for task in tasks:
-        if task["id"] not in ids:
-            ids.add(task["id"])
-            rows.append(task)
-    return rows
-
-
 # -- the end --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """What the request without `per_page` listed: the ids of every task in it."""
+def unconfirmed(pass_: Pass, snapshot: Snapshot) -> frozenset[int]:
+    """Tasks the pages listed that the snapshot lacks, and nothing explains yet."""
+    return pass_.seen - snapshot.ids - snapshot.explained
 
-    ids: frozenset[int]
+
+def explanation_since(pass_: Pass, settings: Settings, host_now: datetime.datetime) -> int | None:
+    """The `since` of the answer that may explain a full pass's unconfirmed tasks. None when
+    no answer can: for a pass with `since` (its snapshot lists deletions too), or for one that
+    began too long ago for Toggl to answer that `since`."""
+    if not pass_.full or pass_.began is None or pass_.began < host_now - SINCE_WINDOW:
+        return None
+    return math.floor(pass_.began.timestamp()) - settings.lookback_seconds
+
+
+def needs_second_look(pass_: Pass, snapshot: Snapshot) -> bool:
+    """Whether a second snapshot may settle a disagreement: the pages missed unchanged tasks
+    (ties in an unstable order) though they went through as many rows as the snapshot has, and
+    listed nothing it lacks. (Pages that stopped short, at an empty answer, settle nothing.)"""
+    return (
+        pass_.full
+        and bool(snapshot.missed_unchanged)
+        and not unconfirmed(pass_, snapshot)
+        and pass_.pager.offset >= len(snapshot.ids)
+    )
 
 
 def finish(
     state: TasksState, pass_: Pass, snapshot: Snapshot | None, settings: Settings
 ) -> Outcome:
-    """The state after a pass whose pages (and snapshot, if it needed one) were all emitted."""
+    """The state after a pass whose pages (and snapshot, if it needed one) were all emitted.
+
+    When the reads disagree (the snapshot lacks tasks the pages listed, or has tasks the pages
+    missed that a second look does not confirm), the tasks read are loaded but nothing is
+    marked deleted, and the bookmark stays once, so the next run reads everything again.
+    """
     if pass_.began is None:
         raise ValueError("a pass ends after Toggl answered")
     began = bookmark_form(pass_.began)
     listed = pass_.seen if snapshot is None else snapshot.ids
-    warnings: list[str] = []
+    doubt = None if snapshot is None else _doubt(pass_, snapshot)
+    capped = snapshot is not None and bool(unconfirmed(pass_, snapshot))
+    if doubt is not None and not (capped and state.doubted == len(listed)):
+        # Read again from the same bookmark. Only a snapshot cut at the same length twice in a
+        # row, where the pages read more, is trusted: Toggl caps those answers.
+        warning = f"{doubt} Every task read was loaded; the next run reads them again."
+        doubted = len(listed) if capped else None
+        return Outcome(evolve(state, unfinished_sync=None, doubted=doubted), warnings=(warning,))
+    if pass_.full and not listed:
+        # An empty answer is what a fault of Toggl's looks like too (two requests a run, while
+        # the account has no task).
+        note = "Toggl listed no task at all; the next run reads everything again to be sure."
+        return Outcome(evolve(state, unfinished_sync=None), info=(note,))
+    warnings = []
+    if doubt is not None:
+        warnings.append(
+            f"Toggl's answers without per_page stopped at {len(listed)} task(s) twice in a row: "
+            "it seems to cap them. The pages are trusted; no task is marked deleted."
+        )
     listing = None
     listed_count = state.listed
-    if pass_.full and settings.lists_everything and settings.start_date is None:
-        unconfirmed = pass_.seen - listed
-        if unconfirmed:
-            warnings.append(
-                f"{len(unconfirmed)} task(s) the pages listed are missing from Toggl's answer "
-                f"without per_page (e.g. {min(unconfirmed)}): deleted meanwhile, or that answer "
-                "was cut short. The two reads disagree, so no task is marked deleted this "
-                "time; every task read was loaded, and the bookmark moves on."
-            )
-        elif _suspect(state, len(listed)):
-            warnings.append(
-                f"Toggl now lists {len(listed)} task(s) where the last complete listing had "
-                f"{state.listed}. So many gone at once looks like a fault of Toggl's, so no task "
-                "is marked deleted. If you did delete them, run once without state "
-                "(`meltano run --full-refresh ...`) to mark them."
-            )
-        elif listed and pass_.version is not None:
-            listing = {
-                "table_version": pass_.version,
-                "began_at": began,
-                "tasks_listed": len(listed),
-            }
-            listed_count = len(listed)
+    if doubt or not (pass_.full and settings.lists_everything and not settings.start_date):
+        pass  # no listing: it would not hold every task, or the evidence is not there
+    elif state.listed is not None and len(listed) < state.listed * SUSPECT_SHARE:
+        warnings.append(
+            f"Toggl now lists {len(listed)} task(s) where the last complete listing had "
+            f"{state.listed}. So many gone at once looks like a fault of Toggl's, so no task "
+            "is marked deleted. If you did delete them, run once without state "
+            "(`meltano run --full-refresh ...`) to mark them."
+        )
+    elif pass_.version is not None:
+        listing = {"table_version": pass_.version, "began_at": began, "tasks_listed": len(listed)}
+        listed_count = len(listed)
+    recheck = None
+    if not pass_.full:
+        # The next run asks again from the bookmark this one started from.
+        bookmark = state.replication_key_value
+        recheck = pass_.since if bookmark is None else _since_seconds(bookmark, settings)
     new_state = evolve(
         state,
         replication_key_value=began,
         filters=settings.filters,
         table_version=pass_.version if pass_.full else state.table_version,
         listed=listed_count,
+        recheck_since=recheck,
+        doubted=None,
         unfinished_sync=None,
     )
     return Outcome(new_state, listing, warnings=tuple(warnings))
+
+
+def _doubt(pass_: Pass, snapshot: Snapshot) -> str | None:
+    """Why the pages and the snapshot do not make evidence enough for a listing; None if they
+    do."""
+    if lacking := unconfirmed(pass_, snapshot):
+        return (
+            f"Toggl's answer without per_page lacks {len(lacking)} task(s) its pages listed "
+            f"(e.g. {min(lacking)}) and no change explains it: it was cut short, so no task "
+            "is marked deleted."
+        )
+    if pass_.pager.offset < len(snapshot.ids) - snapshot.missed_changed:
+        return (
+            f"The pages stopped after {pass_.pager.offset} row(s), where Toggl's answer without "
+            f"per_page lists {len(snapshot.ids)} task(s): one of the two was cut short, so no "
+            "task is marked deleted."
+        )
+    missed = snapshot.missed_unchanged
+    second = snapshot.second
+    if missed and (second is None or not snapshot.ids <= second):
+        return (
+            f"The pages missed {len(missed)} unchanged task(s) (e.g. {min(missed)}) that "
+            "Toggl's answer without per_page lists, and no second answer confirms it, so no "
+            "task is marked deleted."
+        )
+    return None
 
 
 def checkpoint(state: TasksState, pass_: Pass) -> TasksState:
@@ -333,24 +401,23 @@ def checkpoint(state: TasksState, pass_: Pass) -> TasksState:
     return evolve(state, unfinished_sync=unfinished)
 
 
-def _suspect(state: TasksState, listed: int) -> bool:
-    return state.listed is not None and listed < state.listed * SUSPECT_SHARE
+def _since_moment(bookmark: str, settings: Settings) -> datetime.datetime:
+    return as_utc(bookmark) - datetime.timedelta(seconds=settings.lookback_seconds)
 
 
-# -- identities, ids and timestamps -----------------------------------------------------------
+def _since_seconds(bookmark: str, settings: Settings) -> int:
+    return math.floor(_since_moment(bookmark, settings).timestamp())
+
+
+# -- tasks, ids and timestamps ----------------------------------------------------------------
 
 
 class BadTask(ValueError):
     """A task the tap cannot read: the message says which and what to do."""
 
 
-def identity(task: Task) -> Identity:
-    """A task's id and `at`, as an instant: a change of Toggl's format is not a change."""
-    return (task["id"], task_time(task, "at"))
-
-
 def task_time(task: Task, field: str) -> datetime.datetime:
-    """A timestamp of a task, as an aware UTC datetime; BadTask when it is not one."""
+    """A timestamp of a task as an instant: Toggl's format may change (a profile's zone)."""
     value = task.get(field)
     try:
         return as_utc(value)
@@ -362,10 +429,6 @@ def task_time(task: Task, field: str) -> datetime.datetime:
         ) from None
 
 
-def anchor_identities(pager: Pager) -> list[Identity]:
-    return [(task_id, as_utc(at)) for task_id, at in pager.anchors]
-
-
 def encode_ids(ids: Iterable[int]) -> str:
     """A set of task ids as a short ASCII string (about 3 bytes an id for Toggl's ids)."""
     ordered = sorted(set(ids))
@@ -374,18 +437,13 @@ def encode_ids(ids: Iterable[int]) -> str:
     return base64.b64encode(zlib.compress(text, 9)).decode()
 
 
-def decode_ids(encoded: str) -> set[int]:
-    text = zlib.decompress(base64.b64decode(encoded, validate=True)).decode()
-    ids, total = set(), 0
-    for step in text.split(",") if text else ():
-        total += int(step)
-        ids.add(total)
-    return ids
-
-
 def decode_chunks(chunks: Iterable[str]) -> Iterable[int]:
     for chunk in chunks:
-        yield from decode_ids(chunk)
+        text = zlib.decompress(base64.b64decode(chunk, validate=True)).decode()
+        total = 0
+        for step in text.split(",") if text else ():
+            total += int(step)
+            yield total
 
 
 def bookmark_form(moment: datetime.datetime) -> str:

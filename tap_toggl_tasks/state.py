@@ -4,10 +4,14 @@
     filters                include_not_active, include_hidden, search, as the bookmark was made
     table_version          the Singer table version of the last full pass
     listed                 how many tasks the last listing (tasks_listings) held
+    recheck_since          the `since` the next run asks (from the bookmark before the last:
+                           one wrong empty answer cannot hide a change)
+    doubted                after a snapshot cut short: its length (cut at the same length
+                           twice, Toggl caps it; the pages are trusted)
     unfinished_sync        only while a sync has requests left: what a later run resumes from
         began, since, filters, version   when it began (Toggl's clock), its `since`, ...
-        pager                            the next offset, the rows that prove the next page
-                                         joins, whether the list shifted, pages read
+        pager                            the next offset, pages that brought tasks, and
+                                         whether the pages are over (the snapshot left)
         seen                             the ids it emitted, one compressed chunk a page
 
 `decode` is the only way in: a value that does not fit this layout is refused with one
@@ -48,15 +52,10 @@ class Filters(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class Pager(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Where a pass stands between two pages."""
 
-    offset: Count = 0  # of the next request
-    anchors: tuple[tuple[int, str], ...] = ()  # (id, at) of the last page's last rows
-    gap: bool = False  # the list shifted under the pass: only the snapshot can prove it whole
+    offset: Count = 0  # of the next page
     data_pages: Count = 0  # pages that brought a task the pass had not seen
+    repeats: Count = 0  # full pages in a row that brought none
     done: bool = False  # the pages are read; the snapshot may be left
-
-    def __post_init__(self) -> None:
-        for _, at in self.anchors:
-            _check_timestamp(at)
 
 
 class Unfinished(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -79,6 +78,8 @@ class TasksState(msgspec.Struct, frozen=True, omit_defaults=True):
     filters: Filters | None = None
     table_version: Count | None = None
     listed: Count | None = None
+    recheck_since: int | None = None
+    doubted: Count | None = None
     unfinished_sync: Unfinished | None = None
 
     def __post_init__(self) -> None:
@@ -94,7 +95,7 @@ def decode(value: Any) -> TasksState:
         raise StateError("The state's `tasks` bookmark is not an object.")
     value = {key: item for key, item in value.items() if key not in OLD_KEYS}
     unfinished = value.get("unfinished_sync")
-    if isinstance(unfinished, dict) and "stranded" in unfinished.get("pager", {}):
+    if isinstance(unfinished, dict) and "joined_at" in unfinished.get("pager", {}):
         del value["unfinished_sync"]  # the older layout: its pass starts over from the bookmark
     try:
         return msgspec.convert(value, TasksState)

@@ -14,6 +14,7 @@ ACTIVATE_VERSION through the SDK (sdk_internals.py).
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 from collections.abc import Generator, Iterator
 from datetime import datetime
@@ -55,11 +56,17 @@ class TasksSync:
         while not pass_.pager.done:
             pass_ = yield from self.page(start, pass_)
         snapshot = None
-        if protocol.needs_snapshot(start, pass_):
+        if protocol.needs_snapshot(pass_):
             snapshot = yield from self.snapshot(pass_)
+            if protocol.unconfirmed(pass_, snapshot):
+                snapshot = yield from self.explain(pass_, snapshot)
+            if protocol.needs_second_look(pass_, snapshot):
+                snapshot = yield from self.second_look(pass_, snapshot)
         outcome = protocol.finish(start, pass_, snapshot, self.settings)
         for warning in outcome.warnings:
             self.stream.logger.warning("%s", warning)
+        for note in outcome.info:
+            self.stream.logger.info("%s", note)
         self.keep(outcome.state)  # the SDK's STATE at the end of the stream carries it
         self.stream.listing = outcome.listing
         # Every record is written by now. In BATCH mode the last batch goes out after this:
@@ -94,21 +101,20 @@ class TasksSync:
         response, tasks, pass_ = self.fetch(pass_)
         pass_ = protocol.answered(pass_, toggl_time(response) or self.stream.host_clock())
         try:
-            page = protocol.turn_page(pass_, tasks, self.settings)
+            fresh, pass_ = protocol.turn_page(pass_, tasks, self.settings)
         except protocol.BadTask as bad:
             raise TogglError(str(bad)) from None
-        pass_ = page.pass_
         self.emitting(pass_)
         resumable = protocol.checkpoint(start, pass_)
-        for number, task in enumerate(page.fresh, 1):
-            if self.batch_mode and number == len(page.fresh):
-                # The SDK writes the state after each batch, so it may resume after this page
-                # once its last task is in a batch.
+        for number, task in enumerate(fresh, 1):
+            if self.batch_mode and number == len(fresh):
+                # The SDK writes the state after each batch: it may resume after this page
+                # once the page's last task is in a batch.
                 self.keep(resumable)
             yield task
-        self.tasks_read += len(page.fresh)
+        self.tasks_read += len(fresh)
         self.log_progress(offset, response)
-        if not pass_.pager.done or protocol.needs_snapshot(start, pass_):
+        if not pass_.pager.done or protocol.needs_snapshot(pass_):
             self.keep(resumable, write=True)
         return pass_
 
@@ -150,21 +156,20 @@ class TasksSync:
 
     def snapshot(self, pass_: Pass) -> Generator[Task, None, Snapshot]:
         """One answer without `per_page`: the tasks the pages missed are emitted from it."""
-        self.requests += 1
         ids: set[int] = set()
-        loaded = 0
+        unchanged: set[int] = set()
+        changed = 0
         self.emitting(pass_)
-        for task in self.stream.snapshot(self.params(pass_, per_page=False)):
+        for task in self.read_whole(pass_):
             if task["id"] in ids:
                 continue  # listed twice (a join that fans out)
             ids.add(task["id"])
-            try:
-                missed = protocol.missed(pass_, task, self.settings)
-            except protocol.BadTask as bad:
-                raise TogglError(str(bad)) from None
-            if missed:
-                loaded += 1
+            if self.missed(pass_, task):
                 yield task
+                if protocol.changed_during(pass_, task):
+                    changed += 1
+                else:
+                    unchanged.add(task["id"])
         self.stream.logger.info(
             "Checked against Toggl's answer without per_page (%d %s, %d %s made): %s.",
             len(ids),
@@ -172,10 +177,48 @@ class TasksSync:
             self.requests,
             "request" if self.requests == 1 else "requests",
             "the pages had every one of them"
-            if not loaded
-            else f"{loaded} the pages had missed were loaded from it",
+            if not unchanged and not changed
+            else f"{len(unchanged) + changed} the pages had missed were loaded from it",
         )
-        return Snapshot(frozenset(ids))
+        return Snapshot(frozenset(ids), frozenset(unchanged), changed)
+
+    def explain(self, pass_: Pass, snapshot: Snapshot) -> Generator[Task, None, Snapshot]:
+        """Tasks the pages listed that the snapshot lacks: if Toggl lists them as changed since
+        the pass began (deleted, done), the snapshot was not cut short."""
+        since = protocol.explanation_since(pass_, self.settings, self.stream.host_clock())
+        if since is None:
+            return snapshot
+        lacking = protocol.unconfirmed(pass_, snapshot)
+        explained = set()
+        for task in self.read_whole(pass_, since=since):
+            if task["id"] in lacking and task["id"] not in explained:
+                explained.add(task["id"])
+                yield task  # its newest version: deleted, done or renamed out of the filter
+        return dataclasses.replace(snapshot, explained=frozenset(explained))
+
+    def second_look(self, pass_: Pass, snapshot: Snapshot) -> Generator[Task, None, Snapshot]:
+        """The snapshot once more: two whole answers that agree settle what the pages missed."""
+        ids: set[int] = set()
+        for task in self.read_whole(pass_):
+            new = task["id"] not in ids and task["id"] not in snapshot.ids
+            if new and self.missed(pass_, task):
+                yield task
+            ids.add(task["id"])
+        return dataclasses.replace(snapshot, second=frozenset(ids))
+
+    def read_whole(self, pass_: Pass, since: int | None = None) -> Iterator[Task]:
+        """One answer without `per_page`, task by task as it arrives."""
+        self.requests += 1
+        params = self.params(pass_, per_page=False)
+        if since is not None:
+            params["since"] = since
+        return self.stream.snapshot(params)
+
+    def missed(self, pass_: Pass, task: Task) -> bool:
+        try:
+            return protocol.missed(pass_, task, self.settings)
+        except protocol.BadTask as bad:
+            raise TogglError(str(bad)) from None
 
     # -- state and messages -----------------------------------------------------------------
 
@@ -213,6 +256,7 @@ def settings_of(config: Any) -> Settings:
         filters=state.Filters(**{name: config.get(name) for name in state.FILTER_SETTINGS}),
         lookback_seconds=int(config["lookback_seconds"]),
         start_date=None if start_date is None else as_utc(start_date),
+        page_size=int(config["page_size"]),
     )
 
 
