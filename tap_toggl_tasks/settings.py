@@ -28,32 +28,42 @@ SETTINGS = th.PropertiesList(
     th.Property(
         "api_token",
         th.StringType,
+        title="API token",
         secret=True,
         description="Toggl Track API token (Profile settings > API Token). Use this, or "
         "email and password.",
     ),
-    th.Property("email", th.StringType, description="Toggl login email, with password."),
+    th.Property(
+        "email",
+        th.StringType,
+        title="Email",
+        description="Toggl login email, with password.",
+    ),
     th.Property(
         "password",
         th.StringType,
+        title="Password",
         secret=True,
         description="Toggl login password, with email.",
     ),
     th.Property(
         "api_url",
         th.StringType,
+        title="API URL",
         default=DEFAULT_API_URL,
         description="Toggl Track API v9 base URL. Plain http:// is refused except on loopback.",
     ),
     th.Property(
         "start_date",
         th.DateTimeType,
+        title="Start date",
         description="Earliest `at` (task created or modified) to sync on the first run; "
         "absent means all history.",
     ),
     th.Property(
         "page_size",
         th.IntegerType(minimum=2, maximum=MAX_PAGE_SIZE),
+        title="Page size",
         default=DEFAULT_PAGE_SIZE,
         description=f"Tasks per request (`per_page`), 2 to {MAX_PAGE_SIZE}. Large pages save "
         "requests, the scarcest thing under Toggl's hourly quota.",
@@ -61,6 +71,7 @@ SETTINGS = th.PropertiesList(
     th.Property(
         "include_not_active",
         th.BooleanType,
+        title="Include done tasks",
         default=True,
         description="Include tasks marked done. Keep it true: otherwise a task done after "
         "one sync never reaches the warehouse as done.",
@@ -68,6 +79,7 @@ SETTINGS = th.PropertiesList(
     th.Property(
         "include_hidden",
         th.BooleanType,
+        title="Include hidden tasks",
         default=True,
         description="Include tasks Toggl hides (`include_hidden`). Keep it true: Toggl does not "
         "say what it hides, and a warehouse should hold every task.",
@@ -75,12 +87,14 @@ SETTINGS = th.PropertiesList(
     th.Property(
         "search",
         th.StringType,
+        title="Search",
         description="Only tasks whose name, project or client contains this text (`search`). "
         "Changing it makes the next run a full sync, since the bookmark covered the old filter.",
     ),
     th.Property(
         "meta",
         th.BooleanType,
+        title="Meta fields",
         default=True,
         description="Ask for the meta fields: project_name, project_color, project_billable, "
         "client_name.",
@@ -88,12 +102,14 @@ SETTINGS = th.PropertiesList(
     th.Property(
         "user_agent",
         th.StringType,
+        title="User agent",
         default=f"tap-toggl-tasks/{VERSION}",
         description="User-Agent header sent to Toggl.",
     ),
     th.Property(
         "request_timeout",
         th.IntegerType(minimum=1, maximum=3600),
+        title="Request timeout",
         default=300,
         description="Seconds to wait for one response before retrying it.",
     ),
@@ -101,6 +117,7 @@ SETTINGS = th.PropertiesList(
         "request_interval_seconds",
         # Whole seconds: the SDK reads only integer (not number) settings from the environment.
         th.IntegerType(minimum=0, maximum=3600),
+        title="Request interval",
         default=1,
         description="Least time in seconds between the starts of two requests, retries "
         "included. Toggl asks for at most one request a second per API token; 0 turns pacing "
@@ -109,6 +126,7 @@ SETTINGS = th.PropertiesList(
     th.Property(
         "max_quota_wait_seconds",
         th.IntegerType(minimum=0, maximum=86400),
+        title="Longest quota wait",
         default=3600,
         description="Longest wait for Toggl's hourly request quota to reset before stopping "
         "(the next run resumes where it stopped). 3600, the longest reset, always waits: an "
@@ -117,6 +135,7 @@ SETTINGS = th.PropertiesList(
     th.Property(
         "lookback_seconds",
         th.IntegerType(minimum=0, maximum=86400),
+        title="Lookback",
         default=LOOKBACK_SECONDS,
         description="Seconds before the bookmark that each incremental run reads again, for "
         "writes Toggl shows later than their `at` and the time Toggl takes to answer.",

@@ -1,14 +1,16 @@
 """The plugin definition other Meltano projects add (plugin/tap-toggl-tasks.yml) and this
-project's own extractor in meltano.yml, checked against what the tap says of itself (`--about`),
-and the definition added to a brand-new Meltano project for real.
-
-The comparisons are generic: a setting added to the tap fails them until both files declare it.
+project's own extractor in meltano.yml: their capabilities and settings generated from what the
+tap says of itself (`--about`) by scripts/plugin_settings.py, and the definition added to a
+brand-new Meltano project for real.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -26,6 +28,7 @@ from toggl_standin.server import TogglServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITION_FILE = ROOT / "plugin" / "tap-toggl-tasks.yml"
+GENERATOR = ROOT / "scripts" / "plugin_settings.py"
 VERSION = metadata.version("tap-toggl-tasks")
 PROJECT: dict[str, Any] = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
@@ -39,11 +42,21 @@ def definition() -> dict[str, Any]:
     return value
 
 
-def project_extractor() -> dict[str, Any]:
+def project_extractor(root: Path = ROOT) -> dict[str, Any]:
     """This repository's own tap-toggl-tasks entry in meltano.yml."""
-    extractors = load_yaml(ROOT / "meltano.yml")["plugins"]["extractors"]
+    extractors = load_yaml(root / "meltano.yml")["plugins"]["extractors"]
     [extractor] = [plugin for plugin in extractors if plugin["name"] == "tap-toggl-tasks"]
     return dict(extractor)
+
+
+def generate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(GENERATOR), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,47 +75,82 @@ def meltano_kind(prop: dict[str, Any]) -> str:
     return str({"number": "decimal"}.get(json_type, json_type))
 
 
-def check_setting(setting: dict[str, Any], prop: dict[str, Any], where: str) -> None:
-    name = setting["name"]
-    assert setting.get("kind") == meltano_kind(prop), f"{where}: kind of {name}"
-    assert bool(setting.get("sensitive")) == bool(prop.get("secret")), f"{where}: {name} sensitive"
-    if "enum" in prop:
-        assert [option["value"] for option in setting["options"]] == prop["enum"], name
+def test_the_definition_and_meltano_yml_are_as_the_generator_writes_them() -> None:
+    checked = generate("--check")
 
-
-def test_the_definition_describes_the_tap_as_about_does(about: dict[str, Any]) -> None:
-    plugin = definition()
-    assert plugin["name"] == about["name"] == "tap-toggl-tasks"
-    assert plugin["namespace"] == "tap_toggl_tasks"
-    assert plugin["executable"] in PROJECT["project"]["scripts"]
-    assert plugin["variant"]
-    assert plugin["label"]
-    assert plugin["description"]
-    assert sorted(plugin["capabilities"]) == sorted(about["capabilities"])
-
-    properties = about["settings"]["properties"]
-    listed = [setting["name"] for setting in plugin["settings"]]
-    assert sorted(listed) == sorted(properties), (
-        "plugin/tap-toggl-tasks.yml must list every setting of `--about` (and no other): "
-        f"missing {sorted(set(properties) - set(listed))}, "
-        f"unknown {sorted(set(listed) - set(properties))}"
+    assert checked.returncode == 0, (
+        f"{checked.stdout}{checked.stderr}\nRun: .venv/bin/python scripts/plugin_settings.py"
     )
+
+
+def test_the_generator_rewrites_stale_settings_and_nothing_else(tmp_path: Path) -> None:
+    (tmp_path / "plugin").mkdir()
+    plugin, meltano_yml = tmp_path / DEFINITION_FILE.relative_to(ROOT), tmp_path / "meltano.yml"
+    shutil.copy(DEFINITION_FILE, plugin)
+    shutil.copy(ROOT / "meltano.yml", meltano_yml)
+    # Stale settings in both files, and edits elsewhere (someone else's) the generator keeps.
+    plugin.write_text(
+        plugin.read_text()
+        .replace("label: Page size", "label: Old label")
+        .replace("label: Toggl Track tasks", "label: Toggl tasks (edited)")
+    )
+    meltano_text = meltano_yml.read_text()
+    assert meltano_text.count("  - state\n") == 1
+    meltano_yml.write_text(
+        meltano_text.replace("  - state\n", "")
+        .replace("apache-airflow[postgres]==", "apache-airflow[postgres,edited]==")
+        .replace(
+            "      namespace: tap_toggl_tasks\n", "      namespace: tap_toggl_tasks  # edited\n"
+        )
+    )
+
+    stale = generate("--check", "--root", str(tmp_path))
+    assert stale.returncode == 1
+    assert stale.stderr.startswith("plugin/tap-toggl-tasks.yml and meltano.yml: settings or ")
+    assert "-    label: Old label\n+    label: Page size" in stale.stdout
+
+    assert generate("--root", str(tmp_path)).returncode == 0
+    assert plugin.read_text() == DEFINITION_FILE.read_text().replace(
+        "label: Toggl Track tasks", "label: Toggl tasks (edited)"
+    )
+    assert meltano_yml.read_text() == (
+        (ROOT / "meltano.yml")
+        .read_text()
+        .replace("apache-airflow[postgres]==", "apache-airflow[postgres,edited]==")
+        .replace(
+            "      namespace: tap_toggl_tasks\n", "      namespace: tap_toggl_tasks  # edited\n"
+        )
+    )
+    assert generate("--check", "--root", str(tmp_path)).returncode == 0
+
+
+@pytest.mark.parametrize("where", ["plugin/tap-toggl-tasks.yml", "meltano.yml"])
+def test_each_setting_is_declared_as_about_describes_it(about: dict[str, Any], where: str) -> None:
+    plugin = definition() if where.startswith("plugin") else project_extractor()
+    properties = about["settings"]["properties"]
+
+    assert plugin["capabilities"] == about["capabilities"]
+    assert [setting["name"] for setting in plugin["settings"]] == list(properties)
     for setting in plugin["settings"]:
-        prop = properties[setting["name"]]
-        check_setting(setting, prop, "plugin/tap-toggl-tasks.yml")
-        assert setting["label"], f"{setting['name']} has no label"
-        assert setting["description"] == prop["description"], f"{setting['name']}: description"
-        assert "sensitive" in setting, f"{setting['name']}: say whether it is sensitive"
+        name, prop = setting["name"], properties[setting["name"]]
+        assert setting["kind"] == meltano_kind(prop), f"{where}: kind of {name}"
+        assert setting["sensitive"] is bool(prop.get("secret")), f"{where}: {name} sensitive"
+        assert setting["description"] == prop["description"], f"{where}: {name} description"
+        assert setting["label"] == prop["title"], f"{where}: {name} label"
         # A default written here would be copied into users' projects and stay there after
         # an upgrade changed the tap's own.
-        assert "value" not in setting, f"{setting['name']}: leave the default to the tap"
+        assert "value" not in setting, f"{where}: {name}: leave the default to the tap"
+        if "enum" in prop:
+            assert [option["value"] for option in setting["options"]] == prop["enum"], name
+    assert {"api_token", "password"} == {s["name"] for s in plugin["settings"] if s["sensitive"]}
 
-    names = set(properties)
-    assert plugin["settings_group_validation"] == [["api_token"], ["email", "password"]]
-    assert all(set(group) <= names for group in plugin["settings_group_validation"])
-    # Both streams: tasks_listings is how a warehouse whose loader ignores ACTIVATE_VERSION
-    # (target-duckdb) finds the rows of deleted tasks (stg_tasks).
-    assert plugin["select"] == ["tasks.*", "tasks_listings.*"]
+
+def test_both_ask_for_one_way_to_log_in_and_select_both_streams() -> None:
+    for plugin in (definition(), project_extractor()):
+        assert plugin["settings_group_validation"] == [["api_token"], ["email", "password"]]
+        # tasks_listings is how a warehouse whose loader ignores ACTIVATE_VERSION
+        # (target-duckdb) finds the rows of deleted tasks (stg_tasks).
+        assert plugin["select"] == ["tasks.*", "tasks_listings.*"]
 
 
 def test_the_definition_installs_the_release_of_this_version() -> None:
@@ -115,28 +163,6 @@ def test_the_definition_installs_the_release_of_this_version() -> None:
     assert pins, "the README shows no pinned pip_url"
     for pinned in pins:
         assert pinned == VERSION, f"the README pins {pinned}, not this version"
-
-
-def test_meltano_yml_declares_the_tap_as_about_does(about: dict[str, Any]) -> None:
-    extractor = project_extractor()
-    assert sorted(extractor["capabilities"]) == sorted(about["capabilities"])
-    properties = about["settings"]["properties"]
-    declared = [setting["name"] for setting in extractor["settings"]]
-    assert sorted(declared) == sorted(properties), (
-        "meltano.yml must declare every setting of `--about` (and no other): "
-        f"missing {sorted(set(properties) - set(declared))}, "
-        f"unknown {sorted(set(declared) - set(properties))}"
-    )
-    for setting in extractor["settings"]:
-        prop = properties[setting["name"]]
-        check_setting(setting, prop, "meltano.yml")
-        if "value" in setting:
-            assert setting["value"] == prop.get("default"), (
-                f"meltano.yml's default for {setting['name']} differs from the tap's"
-            )
-    plugin = definition()
-    assert extractor["settings_group_validation"] == plugin["settings_group_validation"]
-    assert extractor["select"] == plugin["select"]
 
 
 # A loader for the new project: Meltano Hub is not reachable, so it comes from a definition too.
