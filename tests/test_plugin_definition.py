@@ -1,7 +1,7 @@
 """The plugin definition other Meltano projects add (plugin/tap-toggl-tasks.yml) and this
 project's own extractor in meltano.yml: their capabilities and settings generated from what the
-tap says of itself (`--about`) by scripts/plugin_settings.py, and the definition added to a
-brand-new Meltano project for real.
+tap says of itself (`--about`) by scripts/plugin_settings.py, the definition held to Meltano Hub's
+extractor schema, and added to a brand-new Meltano project for real.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import tomllib
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,38 @@ from toggl_standin.server import TogglServer
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITION_FILE = ROOT / "plugin" / "tap-toggl-tasks.yml"
 GENERATOR = ROOT / "scripts" / "plugin_settings.py"
-VERSION = metadata.version("tap-toggl-tasks")
 PROJECT: dict[str, Any] = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+# What Meltano Hub's extractor schema (schemas/plugin_definitions/extractors.schema.json in the
+# meltano/hub repository, with the schemas/common/ files it refers to) requires and allows.
+HUB_REQUIRED = {"name", "namespace", "variant", "quality"}
+HUB_KEYS = {
+    "name", "pip_url", "variant", "namespace", "label", "description", "executable", "settings",
+    "docs", "repo", "logo_url", "hidden", "python", "settings_group_validation", "commands",
+    "capabilities", "metadata", "schema", "select", "maintenance_status", "quality", "domain_url",
+    "keywords", "requires", "definition", "next_steps", "settings_preamble", "usage", "prereq",
+    "supported_python_versions", "log_parser",
+}  # fmt: skip
+HUB_CAPABILITIES = {
+    "properties", "catalog", "discover", "state", "about", "stream-maps", "schema-flattening",
+    "activate-version", "batch", "test", "log-based", "structured-logging",
+}  # fmt: skip
+HUB_SETTING_KEYS = {
+    "name", "aliases", "label", "value", "placeholder", "kind", "description", "tooltip",
+    "documentation", "env", "value_processor", "value_post_processor", "oauth", "options", "docs",
+    "hidden", "sensitive",
+}  # fmt: skip
+HUB_SETTING_KINDS = {
+    "oauth", "hidden", "password", "date_iso8601", "file", "email", "integer", "options", "object",
+    "array", "boolean", "string", "decimal",
+}  # fmt: skip
+HUB_MAINTENANCE_STATUSES = {"active", "beta", "development", "inactive", "unknown"}
+HUB_QUALITIES = {"gold", "silver", "bronze", "unknown"}
+HUB_STRING_KEYS = {
+    "name", "pip_url", "variant", "namespace", "label", "description", "executable", "docs",
+    "repo", "python", "definition", "next_steps", "settings_preamble", "usage", "prereq",
+    "log_parser",
+}  # fmt: skip
 
 
 def load_yaml(path: Path) -> Any:
@@ -153,16 +182,49 @@ def test_both_ask_for_one_way_to_log_in_and_select_both_streams() -> None:
         assert plugin["select"] == ["tasks.*", "tasks_listings.*"]
 
 
-def test_the_definition_installs_the_release_of_this_version() -> None:
+def test_the_definition_meets_meltano_hubs_extractor_schema(about: dict[str, Any]) -> None:
     plugin = definition()
-    repository = PROJECT["project"]["urls"]["Repository"]
-    assert plugin["repo"] == repository
-    assert plugin["pip_url"] == f"git+{repository}.git@v{VERSION}"
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    pins = re.findall(r"(?:\.git@v|tap-toggl-tasks==)([0-9][^\s`\"']*)", readme)
-    assert pins, "the README shows no pinned pip_url"
-    for pinned in pins:
-        assert pinned == VERSION, f"the README pins {pinned}, not this version"
+
+    assert set(plugin) >= HUB_REQUIRED, f"missing {sorted(HUB_REQUIRED - set(plugin))}"
+    assert set(plugin) <= HUB_KEYS, f"not in the Hub's schema: {sorted(set(plugin) - HUB_KEYS)}"
+    for key in HUB_STRING_KEYS & set(plugin):
+        assert isinstance(plugin[key], str), key
+    for key in ("logo_url", "domain_url"):
+        assert plugin.get(key) is None or isinstance(plugin[key], str), key
+    assert re.fullmatch(r"https://[^\s/]+(/\S*)?", plugin["domain_url"])
+    assert plugin["maintenance_status"] in HUB_MAINTENANCE_STATUSES
+    assert plugin["quality"] in HUB_QUALITIES
+    assert all(isinstance(keyword, str) for keyword in plugin["keywords"])
+    assert set(plugin["capabilities"]) <= HUB_CAPABILITIES
+    assert all(isinstance(rule, str) for rule in plugin["select"])
+    for group in plugin["settings_group_validation"]:
+        assert isinstance(group, list)
+        assert all(isinstance(name, str) for name in group)
+    for setting in plugin["settings"]:
+        assert isinstance(setting["name"], str)
+        assert set(setting) <= HUB_SETTING_KEYS, setting["name"]
+        assert setting["kind"] in HUB_SETTING_KINDS, setting["name"]
+        assert isinstance(setting["label"], str)
+        assert isinstance(setting["description"], str)
+        assert isinstance(setting["sensitive"], bool)
+        for option in setting.get("options", []):
+            assert isinstance(option["label"], str)
+            assert isinstance(option["value"], str)
+    # And the tap's own facts, which the schema cannot know.
+    assert plugin["name"] == about["name"]
+    assert plugin["namespace"] == "tap_toggl_tasks"
+    assert plugin["executable"] in PROJECT["project"]["scripts"]
+
+
+def test_the_definition_points_at_nothing_that_does_not_exist() -> None:
+    plugin = definition()
+
+    # The tap is published nowhere: the user names their copy (the README says how).
+    assert plugin["pip_url"] == "/path/to/tap-toggl-tasks"
+    assert "repo" not in plugin
+    assert "docs" not in plugin
+    for path in (DEFINITION_FILE, ROOT / "pyproject.toml", ROOT / "meltano.yml"):
+        assert "github.com/tap-toggl-tasks" not in path.read_text(encoding="utf-8"), path
 
 
 # A loader for the new project: Meltano Hub is not reachable, so it comes from a definition too.
@@ -208,7 +270,7 @@ def test_a_new_meltano_project_adds_the_definition_and_syncs_incrementally(tmp_p
         assert extractor["capabilities"] == definition()["capabilities"]
         assert "state" in extractor["capabilities"], "without it Meltano never passes the bookmark"
 
-        # The local-path form of pip_url (README): this checkout instead of the released tag.
+        # The local-path form of pip_url, as the definition asks: this checkout.
         meltano_yml = project / "meltano.yml"
         text = meltano_yml.read_text(encoding="utf-8")
         assert text.count(f"pip_url: {definition()['pip_url']}") == 1
