@@ -12,8 +12,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tap_toggl_tasks"
 LAYERS = [
     {"errors", "schema", "sdk_internals"},
     {"conformance", "protocol", "retrying"},
-    {"streams"},
     {"settings"},
+    {"streams"},
     {"cli"},
     {"tap"},
     {"__main__"},
