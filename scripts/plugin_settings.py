@@ -99,18 +99,17 @@ def settings_block(about: dict[str, Any], indent: str) -> list[str]:
     lines = [indent + GENERATED, f"{indent}settings:"]
     for name, prop in about["settings"]["properties"].items():
         setting = meltano_setting(name, prop)
-        first = True
+        options = setting.pop("options", [])
+        lead = "  - "  # the first key opens the list item
         for key, value in setting.items():
-            lead = "  - " if first else "    "
-            first = False
-            if key == "options":
-                lines.append(f"{indent}    options:")
-                lines += [
-                    f"{indent}      - {{label: {scalar(o['label'])}, value: {scalar(o['value'])}}}"
-                    for o in value
-                ]
-            else:
-                lines.append(f"{indent}{lead}{key}: {scalar(value)}")
+            lines.append(f"{indent}{lead}{key}: {scalar(value)}")
+            lead = "    "
+        if options:
+            lines.append(f"{indent}    options:")
+            lines += [
+                f"{indent}      - {{label: {scalar(o['label'])}, value: {scalar(o['value'])}}}"
+                for o in options
+            ]
     return lines
 
 

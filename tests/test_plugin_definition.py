@@ -6,6 +6,7 @@ extractor schema, and added to a brand-new Meltano project for real.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -151,6 +152,70 @@ def test_the_generator_rewrites_stale_settings_and_nothing_else(tmp_path: Path) 
         )
     )
     assert generate("--check", "--root", str(tmp_path)).returncode == 0
+
+
+def generator() -> Any:
+    spec = importlib.util.spec_from_file_location("plugin_settings", GENERATOR)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        "Plain words (and a [link](https://example.com)), `code` too.",
+        "yes",
+        "Null",
+        "a: b",
+        "ends with a colon:",
+        "a #hash",
+        "'quoted' at the start",
+        "`code` at the start",
+        "2024-01-31",
+        "12",
+        "- a dash",
+        "trailing space ",
+        "ünïcode",
+    ],
+)
+def test_the_generated_yaml_reads_back_as_the_settings_it_declares(description: str) -> None:
+    about: dict[str, Any] = {
+        "capabilities": ["about"],
+        "settings": {
+            "properties": {
+                "colour": {
+                    "type": ["string", "null"],
+                    "enum": ["red", "green"],
+                    "description": description,
+                },
+                "note": {"type": "string", "description": description, "title": "Note"},
+            }
+        },
+    }
+    text = "\n".join(generator().settings_block(about, "  "))
+
+    assert yaml.safe_load(text) == {
+        "settings": [
+            {
+                "name": "colour",
+                "kind": "options",
+                "label": "Colour",
+                "description": description,
+                "sensitive": False,
+                "options": [{"label": "red", "value": "red"}, {"label": "green", "value": "green"}],
+            },
+            {
+                "name": "note",
+                "kind": "string",
+                "label": "Note",
+                "description": description,
+                "sensitive": False,
+            },
+        ]
+    }
 
 
 @pytest.mark.parametrize("where", ["plugin/tap-toggl-tasks.yml", "meltano.yml"])
