@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
-from collections.abc import Generator, Iterator
+import logging
+from collections.abc import Generator, Iterator, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import requests
 
@@ -34,14 +35,30 @@ from tap_toggl_tasks.protocol import Pass, Settings, Snapshot, Task, as_utc, boo
 
 Tasks = list[Task] | None  # a page's tasks; None for a 400
 
-if TYPE_CHECKING:
-    from tap_toggl_tasks.streams import TasksStream
+
+class Endpoint(Protocol):
+    """What a sync needs of the tasks stream (streams.py)."""
+
+    table_version: int | None
+    listing: Task | None
+
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+    @property
+    def logger(self) -> logging.Logger: ...
+    @property
+    def stream_state(self) -> dict[str, Any]: ...
+    def get_batch_config(self, config: Mapping[str, Any]) -> Any: ...
+    def get_url_params(self, context: Any, next_page_token: Any) -> dict[str, Any]: ...
+    def host_clock(self) -> datetime: ...
+    def page(self, params: dict[str, Any]) -> tuple[requests.Response, list[Task] | None]: ...
+    def snapshot(self, params: dict[str, Any]) -> Iterator[Task]: ...
 
 
 class TasksSync:
     """A run of the tasks stream: `records()` yields what the SDK writes."""
 
-    def __init__(self, stream: TasksStream) -> None:
+    def __init__(self, stream: Endpoint) -> None:
         self.stream = stream
         self.settings = settings_of(stream.config)
         self.batch_mode = bool(stream.get_batch_config(stream.config))

@@ -12,7 +12,8 @@ import sys
 from singer_sdk.singerlib import Message, RecordMessage
 from typing_extensions import override
 
-from tap_toggl_tasks.tap import TapTogglTasks, TasksMessageWriter
+from tap_toggl_tasks.cli import TasksMessageWriter
+from tap_toggl_tasks.tap import TapTogglTasks
 
 
 class SignallingWriter(TasksMessageWriter):

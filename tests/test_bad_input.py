@@ -82,6 +82,14 @@ def test_a_refused_state_ends_the_command_with_one_error(
     assert server.requests == []
 
 
+PASS_INSTEAD = {
+    "--state": "the value of the last STATE message an earlier run of this tap emitted (Meltano "
+    "does this for you), or no --state to sync everything again",
+    "--catalog": "the catalog `tap-toggl-tasks --discover` prints, with the streams to sync "
+    "selected, or no --catalog to sync every stream",
+}
+
+
 @pytest.mark.parametrize("flag", ["--state", "--catalog"])
 def test_a_file_that_is_not_json_is_refused(server: TogglServer, tmp_path: Path, flag: str) -> None:
     broken = tmp_path / "broken.json"
@@ -90,7 +98,10 @@ def test_a_file_that_is_not_json_is_refused(server: TogglServer, tmp_path: Path,
     run = run_tap(config_for(server), tmp_path, args=(flag, str(broken)))
 
     assert run.returncode == 1
-    assert "file is not JSON" in run.error
+    assert run.errors == [
+        f"The {flag} file {broken} is not JSON (Expecting value: line 1 column 25 (char 24)). "
+        f"Pass {PASS_INSTEAD[flag]}."
+    ]
     assert run.stdout == ""
     assert server.requests == []
 

@@ -6,7 +6,7 @@ import datetime
 from pathlib import Path
 
 from tap_toggl_tasks.protocol import decode_ids
-from tap_toggl_tasks.tap import LOOKBACK_SECONDS
+from tap_toggl_tasks.settings import LOOKBACK_SECONDS
 from tests.conftest import config_for, run_tap
 from toggl_standin.demo_data import make_task
 from toggl_standin.server import Fault, TogglServer

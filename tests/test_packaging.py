@@ -48,7 +48,7 @@ def claimed_pythons() -> list[str]:
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sdist and the wheel, built as a release would be (the wheel from the sdist)."""
     out = tmp_path_factory.mktemp("dist")
-    # No isolation: setuptools comes from constraints.txt like every other tool, not the internet.
+    # No isolation: setuptools comes from pylock.toml like every other tool, not the internet.
     built = run(
         [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)],
         timeout=300,
@@ -103,18 +103,60 @@ def test_the_wheel_holds_the_package_its_command_and_the_license(dist: Path) -> 
     assert "tap-toggl-tasks = tap_toggl_tasks.tap:TapTogglTasks.cli" in entry_points
 
 
-def test_the_wheel_metadata_names_license_urls_and_pythons(dist: Path) -> None:
+def test_the_wheel_metadata_names_license_and_pythons_and_no_url(dist: Path) -> None:
     meta = wheel_metadata(dist)
     assert meta["Name"] == "tap-toggl-tasks"
     assert meta["Version"] == PROJECT["project"]["version"]
     assert meta["License-Expression"] == "Apache-2.0"
     assert meta.get_all("License-File") == ["LICENSE"]
     assert meta["Requires-Python"] == PROJECT["project"]["requires-python"]
-    urls = dict(url.split(", ", 1) for url in meta.get_all("Project-URL") or [])
-    assert urls == PROJECT["project"]["urls"]
-    assert all(url.startswith("https://") for url in urls.values())
+    # No project URLs: the tap has no public home yet, and a wheel must not point at one that
+    # does not exist.
+    assert "urls" not in PROJECT["project"]
+    assert meta.get_all("Project-URL") is None
     claimed = {c for c in meta.get_all("Classifier") or [] if PYTHON_CLASSIFIER.match(c)}
     assert claimed == {f"Programming Language :: Python :: {v}" for v in claimed_pythons()}
+
+
+def test_the_wheel_requires_the_tap_s_dependencies_and_offers_no_extra(dist: Path) -> None:
+    meta = wheel_metadata(dist)
+
+    # The test tools are dependency groups (PEP 735), which no wheel publishes.
+    assert meta.get_all("Provides-Extra") is None
+    assert meta.get_all("Requires-Dist") == PROJECT["project"]["dependencies"]
+    assert "optional-dependencies" not in PROJECT["project"]
+    assert set(PROJECT["dependency-groups"]) == {"test", "lint", "typing"}
+
+
+def requirement_name(requirement: str) -> str:
+    """The normalised project name a requirement such as `psycopg[binary]>=3.2` names."""
+    [name] = re.findall(r"^[A-Za-z0-9][A-Za-z0-9._-]*", requirement)
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_pylock_pins_every_requirement_of_the_tap_and_its_groups() -> None:
+    lock = tomllib.loads((ROOT / "pylock.toml").read_text(encoding="utf-8"))
+    locked = {package["name"] for package in lock["packages"]}
+    groups = PROJECT["dependency-groups"].values()
+    required = [*PROJECT["project"]["dependencies"], *(r for group in groups for r in group)]
+
+    missing = {requirement_name(r) for r in required} - locked
+    assert missing == set(), f"pylock.toml lacks {sorted(missing)}: run scripts/lock"
+    assert lock["requires-python"] == PROJECT["project"]["requires-python"]
+
+
+def lock_as_constraints(folder: Path) -> Path:
+    """pylock.toml's pins as a pip constraints file: the tap's dependencies at the locked
+    versions, without installing the test tools the lock also holds."""
+    lock = tomllib.loads((ROOT / "pylock.toml").read_text(encoding="utf-8"))
+    lines = [
+        f"{package['name']}=={package['version']}"
+        + (f" ; {package['marker']}" if "marker" in package else "")
+        for package in lock["packages"]
+    ]
+    constraints = folder / "constraints.txt"
+    constraints.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return constraints
 
 
 def test_twine_finds_nothing_to_fix_in_the_sdist_or_the_wheel(dist: Path) -> None:
@@ -169,7 +211,7 @@ def test_the_wheel_alone_in_a_clean_virtualenv_syncs_every_task(
             "--quiet",
             "--disable-pip-version-check",
             "--constraint",
-            str(ROOT / "constraints.txt"),
+            str(lock_as_constraints(tmp_path)),
             str(only(dist, "*.whl")),
         ],
         timeout=900,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tap_toggl_tasks.tap import LOOKBACK_SECONDS
+from tap_toggl_tasks.settings import LOOKBACK_SECONDS
 from tests.pipelines.meltano import Meltano, meltano_env
 from tests.pipelines.plugins import install_plugins
 from tests.pipelines.project import ROOT, make_project

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
-from tap_toggl_tasks.tap import TapTogglTasks, settings_errors
+from tap_toggl_tasks.settings import config_failure, settings_errors
+from tap_toggl_tasks.tap import TapTogglTasks
 from tests.conftest import API_TOKEN, EMAIL, PASSWORD, config_for, run_tap
 from toggl_standin.server import TogglServer
 
@@ -49,6 +50,22 @@ def test_bad_settings_fail_before_any_request(
     assert expected in str(refused.value)
     assert str(refused.value).startswith("Config validation failed, so nothing was requested")
     assert server.requests == []
+
+
+def test_one_bad_setting_is_told_to_fix_it_and_several_to_fix_them() -> None:
+    one = config_failure(["No credentials."])
+    several = config_failure(["No credentials.", "1 is less than the minimum of 2"])
+
+    assert one == (
+        "Config validation failed, so nothing was requested from Toggl: No credentials. Fix it "
+        "where it is set (the --config file, TAP_TOGGL_TASKS_<SETTING> variables with --config "
+        "ENV, or `meltano config set tap-toggl-tasks <setting> <value>`); `tap-toggl-tasks "
+        "--about` lists every setting."
+    )
+    assert several.startswith(
+        "Config validation failed, so nothing was requested from Toggl: (1) No credentials. "
+        "(2) 1 is less than the minimum of 2. Fix them where they are set (the --config file, "
+    )
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])

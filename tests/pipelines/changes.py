@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from tap_toggl_tasks.tap import LOOKBACK_SECONDS
+from tap_toggl_tasks.settings import LOOKBACK_SECONDS
 from tests.pipelines.meltano import Meltano
 from toggl_standin.server import TogglServer
 
