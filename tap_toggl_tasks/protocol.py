@@ -137,13 +137,17 @@ def plan(state: TasksState, settings: Settings, host_now: datetime.datetime) -> 
     """
     warnings: list[str] = []
     unfinished = state.unfinished_sync
+    too_old = (host_now - SINCE_WINDOW).timestamp()
     if unfinished is not None:
-        if unfinished.filters == settings.filters:
+        if unfinished.since is not None and unfinished.since < too_old:
+            pass  # Toggl would refuse its `since` now: a new pass reads what it would have
+        elif unfinished.filters == settings.filters:
             return Plan(resume(unfinished), resumed=True)
-        warnings.append(
-            f"The unfinished sync in the state was made with other filters "
-            f"({unfinished.filters.describe()}); it is dropped and this run starts anew."
-        )
+        else:
+            warnings.append(
+                f"The unfinished sync in the state was made with other filters "
+                f"({unfinished.filters.describe()}); it is dropped and this run starts anew."
+            )
     bookmark = state.replication_key_value
     if bookmark is not None and state.filters is not None and state.filters != settings.filters:
         warnings.append(
@@ -229,7 +233,7 @@ def turn_page(
     following = evolve(
         pager,
         offset=pager.offset + len(rows),
-        data_pages=pager.data_pages + (1 if fresh else 0),
+        pages_with_rows=pager.pages_with_rows + (1 if rows else 0),
         repeats=repeats,
         done=not fresh and (len(rows) < settings.page_size or repeats >= REPEATS_LIMIT),
     )
@@ -244,10 +248,10 @@ def needs_snapshot(pass_: Pass) -> bool:
     """Whether the pages may have missed a task, so the snapshot must be read.
 
     Every full pass reads it: its listing marks deleted whatever it lacks. A pass with `since`
-    whose changes filled more than one page reads it too: ties in Toggl's order can move a
-    task across a page boundary between two requests. One page is one answer: whole.
+    with rows on more than one page reads it too: ties in Toggl's order can move a task across
+    a page boundary between two requests. One page is one answer: whole.
     """
-    return pass_.full or pass_.pager.data_pages >= 2
+    return pass_.full or pass_.pager.pages_with_rows >= 2
 
 
 def missed(pass_: Pass, task: Task, settings: Settings) -> bool:

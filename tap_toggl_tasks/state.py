@@ -10,7 +10,7 @@
                            twice, Toggl caps it; the pages are trusted)
     unfinished_sync        only while a sync has requests left: what a later run resumes from
         began, since, filters, version   when it began (Toggl's clock), its `since`, ...
-        pager                            the next offset, pages that brought tasks, and
+        pager                            the next offset, pages with rows so far, and
                                          whether the pages are over (the snapshot left)
         seen                             the ids it emitted, one compressed chunk a page
 
@@ -53,7 +53,7 @@ class Pager(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Where a pass stands between two pages."""
 
     offset: Count = 0  # of the next page
-    data_pages: Count = 0  # pages that brought a task the pass had not seen
+    pages_with_rows: Count = 0  # pages that were not empty
     repeats: Count = 0  # full pages in a row that brought none
     done: bool = False  # the pages are read; the snapshot may be left
 

@@ -8,6 +8,7 @@ seconds; tests/test_sync*.py check the glue around it with the tap as a process.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -127,7 +128,15 @@ def run_chain(chain: dict[str, Any]) -> None:
     host = timedelta(seconds=chain["host_offset"])
     state = TasksState()
     messages: list[dict[str, Any]] = []
+    first_answer_empty = False
     for step in chain["steps"]:
+        # One wrong empty answer to a run's first request is re-read by the next run (its
+        # `since` reaches back a run); the same fault on the next run too is out of the model.
+        faults = list(step.faults)
+        if faults and faults[0] is not None and faults[0].empty and first_answer_empty:
+            faults[0] = dataclasses.replace(faults[0], empty=False)
+        first_answer_empty = bool(faults and faults[0] is not None and faults[0].empty)
+        step = dataclasses.replace(step, faults=faults)
         toggl.now += timedelta(days=step.days)
         for position, kind in enumerate(step.before):
             toggl.change(kind, position)
