@@ -34,19 +34,15 @@ the pages listed) write a listing, and never an empty one or one that halves the
 
 from __future__ import annotations
 
-import base64
 import datetime
 import math
-import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from msgspec.structs import replace as evolve  # dataclasses.replace, for the state's structs
 
 from tap_toggl_tasks.state import Filters, Pager, TasksState, Unfinished
-
-Task = dict[str, Any]
+from tap_toggl_tasks.values import Task, as_utc, bookmark_form, decode_chunks, encode_ids, task_time
 
 # Toggl refuses (or answers empty) a `since` older than two to three months, and two months
 # can be 59 days: the tap stays well inside, an older start is a pass without `since`.
@@ -98,33 +94,6 @@ class Plan:
     resumed: bool = False
     warnings: tuple[str, ...] = ()  # a choice of the user's costs a full read
     info: tuple[str, ...] = ()  # normal, but worth a line (a pause past the `since` window)
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What the answers without `per_page` listed."""
-
-    ids: frozenset[int]  # every task in the snapshot
-    # Tasks the pages missed though they did not change during the pass: then only one read
-    # lists them, which is not enough evidence for a listing.
-    missed_unchanged: frozenset[int] = frozenset()
-    missed_changed: int = 0  # tasks the pages missed that changed during the pass
-    # Tasks the pages listed that the snapshot lacks, found changed since the pass began by a
-    # second answer: deleted (or done, or renamed out of the filter) meanwhile.
-    explained: frozenset[int] = frozenset()
-    # The ids of a second snapshot, read when the pages missed unchanged tasks: two whole
-    # answers that agree are evidence where pages and one answer disagree.
-    second: frozenset[int] | None = None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a pass ends: the state it leaves, and what follows its records."""
-
-    state: TasksState
-    listing: Task | None = None  # the tasks_listings record; ACTIVATE_VERSION goes with it
-    warnings: tuple[str, ...] = ()
-    info: tuple[str, ...] = ()
 
 
 # -- the plan -------------------------------------------------------------------------------
@@ -254,140 +223,11 @@ def needs_snapshot(pass_: Pass) -> bool:
     return pass_.full or pass_.pager.pages_with_rows >= 2
 
 
-def missed(pass_: Pass, task: Task, settings: Settings) -> bool:
-    """Whether a task of the snapshot is one the pages did not emit, and should have."""
-    return task["id"] not in pass_.seen and wanted(task, pass_, settings)
-
-
-def changed_during(pass_: Pass, task: Task) -> bool:
-    """Whether a task changed while the pass ran (so it may have moved past its pages)."""
-    return pass_.began is None or task_time(task, "at") >= pass_.began
-
-
 def wanted(task: Task, pass_: Pass, settings: Settings) -> bool:
     """Whether the pass emits this task: without `since`, Toggl lists tasks older than
     start_date too."""
     start = settings.start_date
     return start is None or not pass_.full or task_time(task, "at") >= start
-
-
-# -- the end --------------------------------------------------------------------------------
-
-
-def unconfirmed(pass_: Pass, snapshot: Snapshot) -> frozenset[int]:
-    """Tasks the pages listed that the snapshot lacks, and nothing explains yet."""
-    return pass_.seen - snapshot.ids - snapshot.explained
-
-
-def explanation_since(pass_: Pass, settings: Settings, host_now: datetime.datetime) -> int | None:
-    """The `since` of the answer that may explain a full pass's unconfirmed tasks. None when
-    no answer can: for a pass with `since` (its snapshot lists deletions too), or for one that
-    began too long ago for Toggl to answer that `since`."""
-    if not pass_.full or pass_.began is None or pass_.began < host_now - SINCE_WINDOW:
-        return None
-    return math.floor(pass_.began.timestamp()) - settings.lookback_seconds
-
-
-def needs_second_look(pass_: Pass, snapshot: Snapshot) -> bool:
-    """Whether a second snapshot may settle a disagreement: the pages missed unchanged tasks
-    (ties in an unstable order) though they went through as many rows as the snapshot has, and
-    listed nothing it lacks. (Pages that stopped short, at an empty answer, settle nothing.)"""
-    return (
-        pass_.full
-        and bool(snapshot.missed_unchanged)
-        and not unconfirmed(pass_, snapshot)
-        and pass_.pager.offset >= len(snapshot.ids)
-    )
-
-
-def finish(
-    state: TasksState, pass_: Pass, snapshot: Snapshot | None, settings: Settings
-) -> Outcome:
-    """The state after a pass whose pages (and snapshot, if it needed one) were all emitted.
-
-    When the reads disagree (the snapshot lacks tasks the pages listed, or has tasks the pages
-    missed that a second look does not confirm), the tasks read are loaded but nothing is
-    marked deleted, and the bookmark stays once, so the next run reads everything again.
-    """
-    if pass_.began is None:
-        raise ValueError("a pass ends after Toggl answered")
-    began = bookmark_form(pass_.began)
-    listed = pass_.seen if snapshot is None else snapshot.ids
-    doubt = None if snapshot is None else _doubt(pass_, snapshot)
-    capped = snapshot is not None and bool(unconfirmed(pass_, snapshot))
-    if doubt is not None and not (capped and state.doubted == len(listed)):
-        # Read again from the same bookmark. Only a snapshot cut at the same length twice in a
-        # row, where the pages read more, is trusted: Toggl caps those answers.
-        warning = f"{doubt} Every task read was loaded; the next run reads them again."
-        doubted = len(listed) if capped else None
-        return Outcome(evolve(state, unfinished_sync=None, doubted=doubted), warnings=(warning,))
-    if pass_.full and not listed:
-        # An empty answer is what a fault of Toggl's looks like too (two requests a run, while
-        # the account has no task).
-        note = "Toggl listed no task at all; the next run reads everything again to be sure."
-        return Outcome(evolve(state, unfinished_sync=None), info=(note,))
-    warnings = []
-    if doubt is not None:
-        warnings.append(
-            f"Toggl's answers without per_page stopped at {len(listed)} task(s) twice in a row: "
-            "it seems to cap them. The pages are trusted; no task is marked deleted."
-        )
-    listing = None
-    listed_count = state.listed
-    if doubt or not (pass_.full and settings.lists_everything and not settings.start_date):
-        pass  # no listing: it would not hold every task, or the evidence is not there
-    elif state.listed is not None and len(listed) < state.listed * SUSPECT_SHARE:
-        warnings.append(
-            f"Toggl now lists {len(listed)} task(s) where the last complete listing had "
-            f"{state.listed}. So many gone at once looks like a fault of Toggl's, so no task "
-            "is marked deleted. If you did delete them, run once without state "
-            "(`meltano run --full-refresh ...`) to mark them."
-        )
-    elif pass_.version is not None:
-        listing = {"table_version": pass_.version, "began_at": began, "tasks_listed": len(listed)}
-        listed_count = len(listed)
-    recheck = None
-    if not pass_.full:
-        # The next run asks again from the bookmark this one started from.
-        bookmark = state.replication_key_value
-        recheck = pass_.since if bookmark is None else _since_seconds(bookmark, settings)
-    new_state = evolve(
-        state,
-        replication_key_value=began,
-        filters=settings.filters,
-        table_version=pass_.version if pass_.full else state.table_version,
-        listed=listed_count,
-        recheck_since=recheck,
-        doubted=None,
-        unfinished_sync=None,
-    )
-    return Outcome(new_state, listing, warnings=tuple(warnings))
-
-
-def _doubt(pass_: Pass, snapshot: Snapshot) -> str | None:
-    """Why the pages and the snapshot do not make evidence enough for a listing; None if they
-    do."""
-    if lacking := unconfirmed(pass_, snapshot):
-        return (
-            f"Toggl's answer without per_page lacks {len(lacking)} task(s) its pages listed "
-            f"(e.g. {min(lacking)}) and no change explains it: it was cut short, so no task "
-            "is marked deleted."
-        )
-    if pass_.pager.offset < len(snapshot.ids) - snapshot.missed_changed:
-        return (
-            f"The pages stopped after {pass_.pager.offset} row(s), where Toggl's answer without "
-            f"per_page lists {len(snapshot.ids)} task(s): one of the two was cut short, so no "
-            "task is marked deleted."
-        )
-    missed = snapshot.missed_unchanged
-    second = snapshot.second
-    if missed and (second is None or not snapshot.ids <= second):
-        return (
-            f"The pages missed {len(missed)} unchanged task(s) (e.g. {min(missed)}) that "
-            "Toggl's answer without per_page lists, and no second answer confirms it, so no "
-            "task is marked deleted."
-        )
-    return None
 
 
 def checkpoint(state: TasksState, pass_: Pass) -> TasksState:
@@ -409,57 +249,5 @@ def _since_moment(bookmark: str, settings: Settings) -> datetime.datetime:
     return as_utc(bookmark) - datetime.timedelta(seconds=settings.lookback_seconds)
 
 
-def _since_seconds(bookmark: str, settings: Settings) -> int:
+def since_seconds(bookmark: str, settings: Settings) -> int:
     return math.floor(_since_moment(bookmark, settings).timestamp())
-
-
-# -- tasks, ids and timestamps ----------------------------------------------------------------
-
-
-class BadTask(ValueError):
-    """A task the tap cannot read: the message says which and what to do."""
-
-
-def task_time(task: Task, field: str) -> datetime.datetime:
-    """A timestamp of a task as an instant: Toggl's format may change (a profile's zone)."""
-    value = task.get(field)
-    try:
-        return as_utc(value)
-    except (TypeError, ValueError):
-        raise BadTask(
-            f"Task {task.get('id')}: its {field} {value!r} is not a timestamp, so the sync "
-            "stopped before advancing the bookmark. Report this message: Toggl changed its "
-            "format."
-        ) from None
-
-
-def encode_ids(ids: Iterable[int]) -> str:
-    """A set of task ids as a short ASCII string (about 3 bytes an id for Toggl's ids)."""
-    ordered = sorted(set(ids))
-    steps = [b - a for a, b in zip([0, *ordered], ordered, strict=False)]
-    text = ",".join(map(str, steps)).encode()
-    return base64.b64encode(zlib.compress(text, 9)).decode()
-
-
-def decode_chunks(chunks: Iterable[str]) -> Iterable[int]:
-    for chunk in chunks:
-        text = zlib.decompress(base64.b64decode(chunk, validate=True)).decode()
-        total = 0
-        for step in text.split(",") if text else ():
-            total += int(step)
-            yield total
-
-
-def bookmark_form(moment: datetime.datetime) -> str:
-    """The one form of every timestamp in records and state, so that they compare as strings."""
-    return as_utc(moment).isoformat(timespec="microseconds")
-
-
-def as_utc(value: Any) -> datetime.datetime:
-    """A timestamp (ISO 8601 string or datetime) as an aware UTC datetime; naive means UTC."""
-    moment = (
-        value if isinstance(value, datetime.datetime) else datetime.datetime.fromisoformat(value)
-    )
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.astimezone(datetime.UTC)

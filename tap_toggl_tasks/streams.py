@@ -32,10 +32,10 @@ from tap_toggl_tasks.errors import (
     error_for,
 )
 from tap_toggl_tasks.errors import unexpected_body as not_tasks
-from tap_toggl_tasks.protocol import BadTask, Task, bookmark_form, task_time
 from tap_toggl_tasks.retrying import TogglRetries
 from tap_toggl_tasks.schema import LISTING_SCHEMA, TASK_SCHEMA, TIMESTAMP_FIELDS
 from tap_toggl_tasks.sync import TasksSync
+from tap_toggl_tasks.values import BadTask, Task, bookmark_form, task_time
 
 # Floats become Decimal so that `rate` keeps its exact value on the way to the warehouse.
 _decoder = msgspec.json.Decoder(float_hook=decimal.Decimal)

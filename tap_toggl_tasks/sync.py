@@ -23,7 +23,8 @@ from typing import Any, Protocol
 
 import requests
 
-from tap_toggl_tasks import protocol, sdk_internals, state
+from tap_toggl_tasks import ending, protocol, sdk_internals, state, values
+from tap_toggl_tasks.ending import Snapshot
 from tap_toggl_tasks.errors import (
     QUOTA_REMAINING_HEADER,
     TogglError,
@@ -31,7 +32,8 @@ from tap_toggl_tasks.errors import (
     describe,
     error_for,
 )
-from tap_toggl_tasks.protocol import Pass, Settings, Snapshot, Task, as_utc, bookmark_form
+from tap_toggl_tasks.protocol import Pass, Settings
+from tap_toggl_tasks.values import Task, as_utc, bookmark_form
 
 Tasks = list[Task] | None  # a page's tasks; None for a 400
 
@@ -75,11 +77,11 @@ class TasksSync:
         snapshot = None
         if protocol.needs_snapshot(pass_):
             snapshot = yield from self.snapshot(pass_)
-            if protocol.unconfirmed(pass_, snapshot):
+            if ending.unconfirmed(pass_, snapshot):
                 snapshot = yield from self.explain(pass_, snapshot)
-            if protocol.needs_second_look(pass_, snapshot):
+            if ending.needs_second_look(pass_, snapshot):
                 snapshot = yield from self.second_look(pass_, snapshot)
-        outcome = protocol.finish(start, pass_, snapshot, self.settings)
+        outcome = ending.finish(start, pass_, snapshot, self.settings)
         for warning in outcome.warnings:
             self.stream.logger.warning("%s", warning)
         for note in outcome.info:
@@ -119,7 +121,7 @@ class TasksSync:
         pass_ = protocol.answered(pass_, toggl_time(response) or self.stream.host_clock())
         try:
             fresh, pass_ = protocol.turn_page(pass_, tasks, self.settings)
-        except protocol.BadTask as bad:
+        except values.BadTask as bad:
             raise TogglError(str(bad)) from None
         self.emitting(pass_)
         resumable = protocol.checkpoint(start, pass_)
@@ -183,7 +185,7 @@ class TasksSync:
             ids.add(task["id"])
             if self.missed(pass_, task):
                 yield task
-                if protocol.changed_during(pass_, task):
+                if ending.changed_during(pass_, task):
                     changed += 1
                 else:
                     unchanged.add(task["id"])
@@ -202,10 +204,10 @@ class TasksSync:
     def explain(self, pass_: Pass, snapshot: Snapshot) -> Generator[Task, None, Snapshot]:
         """Tasks the pages listed that the snapshot lacks: if Toggl lists them as changed since
         the pass began (deleted, done), the snapshot was not cut short."""
-        since = protocol.explanation_since(pass_, self.settings, self.stream.host_clock())
+        since = ending.explanation_since(pass_, self.settings, self.stream.host_clock())
         if since is None:
             return snapshot
-        lacking = protocol.unconfirmed(pass_, snapshot)
+        lacking = ending.unconfirmed(pass_, snapshot)
         explained = set()
         for task in self.read_whole(pass_, since=since):
             if task["id"] in lacking and task["id"] not in explained:
@@ -233,8 +235,8 @@ class TasksSync:
 
     def missed(self, pass_: Pass, task: Task) -> bool:
         try:
-            return protocol.missed(pass_, task, self.settings)
-        except protocol.BadTask as bad:
+            return ending.missed(pass_, task, self.settings)
+        except values.BadTask as bad:
             raise TogglError(str(bad)) from None
 
     # -- state and messages -----------------------------------------------------------------

@@ -10,9 +10,10 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "tap_toggl_tasks"
 # Lowest first. A new module goes where what it imports allows, and is named here.
 LAYERS = [
-    {"errors", "schema", "sdk_internals", "state"},
+    {"errors", "schema", "sdk_internals", "state", "values"},
     {"conformance", "protocol", "retrying"},
-    {"settings", "sync"},
+    {"ending", "settings"},
+    {"sync"},
     {"streams"},
     {"cli"},
     {"tap"},
@@ -21,7 +22,7 @@ LAYERS = [
 MAX_LINES = 300
 # Over the limit until their rewrite (issue 24, points 1 and 7) lands; the test fails as soon
 # as one of them is within it, so that it leaves this list.
-OVER_MAX_LINES_FOR_NOW: set[str] = {"protocol"}
+OVER_MAX_LINES_FOR_NOW: set[str] = set()
 
 
 def layer_of(module: str) -> int:

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from tap_toggl_tasks import protocol
-from tap_toggl_tasks.protocol import Pass, Settings, Snapshot
+from tap_toggl_tasks import ending, protocol
+from tap_toggl_tasks.ending import Snapshot
+from tap_toggl_tasks.protocol import Pass, Settings
 from tap_toggl_tasks.state import Filters, TasksState
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -42,7 +43,7 @@ class Fault:
     refuse: bool = False  # HTTP 400 (a request about something else than `since`, too)
 
 
-class Stop(Exception):  # noqa: N818 - it is the event, not an error
+class Stop(Exception):
     """The run ends here: its quota used up, or killed."""
 
 
@@ -220,30 +221,8 @@ def drive(toggl: Toggl, state: TasksState, settings: Settings, host_now: datetim
                 last_written = protocol.checkpoint(state, pass_)
         snapshot = None
         if protocol.needs_snapshot(pass_):
-            snapshot = read_snapshot(toggl, pass_, settings, request, emit)
-            if protocol.unconfirmed(pass_, snapshot) and (
-                since := protocol.explanation_since(pass_, settings, host_now)
-            ) is not None:
-                status, rows = request(pass_, paged=False, since=since)
-                if status == 400:
-                    return Run(messages, last_written, finished=False)
-                lacking = protocol.unconfirmed(pass_, snapshot)
-                explained = set()
-                for task in rows or []:
-                    if task["id"] in lacking and task["id"] not in explained:
-                        explained.add(task["id"])
-                        emit(task, pass_)
-                snapshot = dataclasses.replace(snapshot, explained=frozenset(explained))
-            if protocol.needs_second_look(pass_, snapshot):
-                status, rows = request(pass_, paged=False)
-                if status == 400:
-                    return Run(messages, last_written, finished=False)
-                second = {task["id"] for task in rows or []}
-                for task in rows or []:
-                    if task["id"] not in snapshot.ids and protocol.missed(pass_, task, settings):
-                        emit(task, pass_)
-                snapshot = dataclasses.replace(snapshot, second=frozenset(second))
-        outcome = protocol.finish(state, pass_, snapshot, settings)
+            snapshot = read_evidence(toggl, pass_, settings, host_now, request, emit)
+        outcome = ending.finish(state, pass_, snapshot, settings)
     except Stop:
         return Run(messages, last_written, finished=False)
     if outcome.listing is not None:
@@ -252,6 +231,36 @@ def drive(toggl: Toggl, state: TasksState, settings: Settings, host_now: datetim
         messages.append({"type": "RECORD", "stream": "tasks_listings",
                          "record": outcome.listing})
     return Run(messages, outcome.state, finished=True, began=pass_.began)
+
+
+def read_evidence(toggl: Toggl, pass_: Pass, settings: Settings, host_now: datetime,
+                  request: Callable[..., tuple[int, Any]],
+                  emit: Callable[[dict[str, Any], Pass], None]) -> Snapshot:
+    """The snapshot, and the answers that settle what it disagrees on (as sync.py reads them)."""
+    snapshot = read_snapshot(toggl, pass_, settings, request, emit)
+    if ending.unconfirmed(pass_, snapshot) and (
+        since := ending.explanation_since(pass_, settings, host_now)
+    ) is not None:
+        status, rows = request(pass_, paged=False, since=since)
+        if status == 400:
+            raise Stop
+        lacking = ending.unconfirmed(pass_, snapshot)
+        explained = set()
+        for task in rows or []:
+            if task["id"] in lacking and task["id"] not in explained:
+                explained.add(task["id"])
+                emit(task, pass_)
+        snapshot = dataclasses.replace(snapshot, explained=frozenset(explained))
+    if ending.needs_second_look(pass_, snapshot):
+        status, rows = request(pass_, paged=False)
+        if status == 400:
+            raise Stop
+        for task in rows or []:
+            if task["id"] not in snapshot.ids and ending.missed(pass_, task, settings):
+                emit(task, pass_)
+        second = frozenset(task["id"] for task in rows or [])
+        snapshot = dataclasses.replace(snapshot, second=second)
+    return snapshot
 
 
 def read_snapshot(toggl: Toggl, pass_: Pass, settings: Settings,
@@ -267,9 +276,9 @@ def read_snapshot(toggl: Toggl, pass_: Pass, settings: Settings,
         if task["id"] in ids:
             continue
         ids.add(task["id"])
-        if protocol.missed(pass_, task, settings):
+        if ending.missed(pass_, task, settings):
             emit(task, pass_)
-            if protocol.changed_during(pass_, task):
+            if ending.changed_during(pass_, task):
                 changed += 1
             else:
                 unchanged.add(task["id"])
