@@ -12,6 +12,7 @@ import base64
 import binascii
 import email.utils
 import json
+import random
 import re
 import sys
 import threading
@@ -35,6 +36,8 @@ DEFAULT_API_TOKEN = "test-token"
 DEFAULT_PASSWORD = "test-password"
 # How far back Toggl accepts `since`: "API will fail when asking for >3 months ago" (Toggl staff).
 SINCE_WINDOW = timedelta(days=90)
+# How the list is sorted: Toggl documents no order, so the tests try several.
+ORDERS = ("id", "at", "at_desc", "name", "ties")
 PROXY_429_PAGE = "<html><body><h1>429 Too Many Requests</h1></body></html>"
 # Toggl rejects "1.5" or " 7"; int() alone would accept " 7", "1_000" and non-ASCII digits.
 _DIGITS = re.compile(r"[0-9]+")
@@ -110,8 +113,8 @@ class TogglServer:
         since_window: timedelta | None = SINCE_WINDOW,
         old_since: str = "refuse",
     ) -> None:
-        if order not in ("id", "at"):
-            raise ValueError(f"order must be 'id' or 'at', not {order!r}")
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
         self.tasks: dict[int, dict[str, Any]] = {int(t["id"]): dict(t) for t in tasks}
         self.requests: list[RecordedRequest] = []
         # Toggl's clock: `at` of every write and the `Date` header; it may run ahead or behind.
@@ -130,6 +133,13 @@ class TogglServer:
         self.quota_remaining = quota
         self.quota_resets_in = 3600
         self.order = order
+        # Ties (order "ties") come back in another order on every request, as SQL's ORDER BY on
+        # a key many rows share does; seeded, so that a test can be rerun.
+        self._shuffle = random.Random(0)
+        # What the page goes through after LIMIT, if anything: (request number, rows) -> rows.
+        # Rows filtered out after LIMIT, a row listed twice by a join that fans out, a cap that
+        # changes from page to page...
+        self.after_limit: Callable[[int, list[dict[str, Any]]], list[dict[str, Any]]] | None = None
         self.api_token = api_token
         self.email = email
         self.password = password
@@ -284,6 +294,20 @@ class TogglServer:
             return False
         return since < (self.clock() - self.since_window).timestamp()
 
+    def _sort(self, rows: list[dict[str, Any]]) -> None:
+        if self.order == "ties":
+            # ORDER BY the minute of `at`: tasks of one minute tie, in any order.
+            self._shuffle.shuffle(rows)
+            rows.sort(key=lambda task: parse_at(task["at"]).replace(second=0, microsecond=0))
+        elif self.order in ("at", "at_desc"):
+            rows.sort(
+                key=lambda task: (parse_at(task["at"]), task["id"]), reverse=self.order != "at"
+            )
+        elif self.order == "name":
+            rows.sort(key=lambda task: (str(task.get("name")), task["id"]))
+        else:
+            rows.sort(key=lambda task: int(task["id"]))
+
     def _select(self, params: dict[str, str]) -> list[dict[str, Any]]:
         """Toggl's filtering and paging; a ValueError names the parameter Toggl would reject."""
         include_not_active = params.get("include_not_active", "false")
@@ -318,19 +342,19 @@ class TogglServer:
             return not search or any(search in str(value).casefold() for value in fields)
 
         rows = [task for task in self.tasks.values() if wanted(task) and found(task)]
-        if self.order == "at":
-            rows.sort(key=lambda task: (parse_at(task["at"]), task["id"]))
-        else:
-            rows.sort(key=lambda task: int(task["id"]))
+        self._sort(rows)
         start = int(offset)
         limit = None if per_page is None else int(per_page)
         if self.max_per_page is not None:
             limit = self.max_per_page if limit is None else min(limit, self.max_per_page)
         end = None if limit is None else start + limit
         meta = params.get("meta") == "true"
+        page = rows[start:end]
+        if self.after_limit is not None and limit is not None:
+            page = self.after_limit(len(self.requests), page)
         return [
             {key: value for key, value in task.items() if meta or key not in META_FIELDS}
-            for task in rows[start:end]
+            for task in page
         ]
 
 
