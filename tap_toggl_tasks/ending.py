@@ -179,7 +179,7 @@ def _doubt(pass_: Pass, snapshot: Snapshot) -> str | None:
         )
     missed = snapshot.missed_unchanged
     second = snapshot.second
-    if missed and (second is None or not snapshot.ids <= second):
+    if missed and (second is None or not missed <= second):
         return (
             f"The pages missed {len(missed)} unchanged task(s) (e.g. {min(missed)}) that "
             "Toggl's answer without per_page lists, and no second answer confirms it, so no "

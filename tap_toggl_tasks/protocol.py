@@ -210,17 +210,26 @@ def turn_page(
     after = replace(
         pass_, pager=following, seen=pass_.seen | frozenset(new_ids), seen_chunks=chunks
     )
-    return tuple(task for task in fresh if wanted(task, pass_, settings)), after
+    # Emitted: what the pass has not seen, and newer versions of what it has (changed since
+    # the pass began: cheaper to emit now than to leave to the next run).
+    emit = [task for task in rows.values() if task["id"] not in pass_.seen or _changed(pass_, task)]
+    return tuple(task for task in emit if wanted(task, pass_, settings)), after
 
 
 def needs_snapshot(pass_: Pass) -> bool:
     """Whether the pages may have missed a task, so the snapshot must be read.
 
-    Every full pass reads it: its listing marks deleted whatever it lacks. A pass with `since`
-    with rows on more than one page reads it too: ties in Toggl's order can move a task across
-    a page boundary between two requests. One page is one answer: whole.
+    Every full pass reads it: its listing marks deleted whatever it lacks. So does every pass
+    with `since` that found a change: pages alone prove nothing whole (ties in Toggl's order
+    move tasks across page boundaries between two requests, rows filtered out after LIMIT
+    leave pages empty that are not the end). Only a first page that is empty is trusted: a
+    pass with `since` that finds nothing costs one request (and the next run asks again).
     """
-    return pass_.full or pass_.pager.pages_with_rows >= 2
+    return pass_.full or pass_.pager.pages_with_rows > 0
+
+
+def _changed(pass_: Pass, task: Task) -> bool:
+    return pass_.began is not None and task_time(task, "at") >= pass_.began
 
 
 def wanted(task: Task, pass_: Pass, settings: Settings) -> bool:

@@ -189,6 +189,8 @@ class TasksSync:
                     changed += 1
                 else:
                     unchanged.add(task["id"])
+            elif ending.changed_during(pass_, task):
+                yield task  # a newer version than the pages had
         self.stream.logger.info(
             "Checked against Toggl's answer without per_page (%d %s, %d %s made): %s.",
             len(ids),
@@ -209,7 +211,10 @@ class TasksSync:
             return snapshot
         lacking = ending.unconfirmed(pass_, snapshot)
         explained = set()
-        for task in self.read_whole(pass_, since=since):
+        # Every task changed since, whatever the filters: a task done (or renamed) meanwhile
+        # left a filtered list, which explains it as well as a deletion does.
+        unfiltered = {"include_not_active": "true", "include_hidden": "true", "search": None}
+        for task in self.read_whole(pass_, since=since, **unfiltered):
             if task["id"] in lacking and task["id"] not in explained:
                 explained.add(task["id"])
                 yield task  # its newest version: deleted, done or renamed out of the filter
@@ -225,13 +230,13 @@ class TasksSync:
             ids.add(task["id"])
         return dataclasses.replace(snapshot, second=frozenset(ids))
 
-    def read_whole(self, pass_: Pass, since: int | None = None) -> Iterator[Task]:
+    def read_whole(self, pass_: Pass, since: int | None = None, **params: Any) -> Iterator[Task]:
         """One answer without `per_page`, task by task as it arrives."""
         self.requests += 1
-        params = self.params(pass_, per_page=False)
+        merged = self.params(pass_, per_page=False) | params
         if since is not None:
-            params["since"] = since
-        return self.stream.snapshot(params)
+            merged["since"] = since
+        return self.stream.snapshot({key: value for key, value in merged.items() if value})
 
     def missed(self, pass_: Pass, task: Task) -> bool:
         try:

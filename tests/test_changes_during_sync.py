@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 from tests.conftest import TapRun, config_for, run_tap
@@ -15,7 +14,7 @@ def ids_of(run: TapRun) -> list[int]:
 
 
 def offsets(server: TogglServer) -> list[str]:
-    return [r.params["offset"] for r in server.requests]
+    return [r.params.get("offset") for r in server.requests]
 
 
 def finish(*task_ids: int) -> Fault:
@@ -40,18 +39,21 @@ def active_only(toggl: TogglServer, page_size: int) -> dict[str, object]:
 def test_tasks_leaving_the_list_before_the_offset_do_not_hide_the_next_ones(
     tmp_path: Path,
 ) -> None:
-    # Page 1 reads tasks 1-10. Tasks 3 and 4 done (and so gone) then shift task 11 back to where
-    # page 1 ended, so a plain `offset=10` would never return it.
+    # Page 1 reads tasks 1-10. Tasks 3 and 4 done (and so gone) then shift tasks 11 and 12 back
+    # before offset 10, where no page looks: the answer without per_page has them.
     with TogglServer([make_task(i) for i in range(1, 26)]) as toggl:
         toggl.script(None, finish(3, 4))
         run = run_tap(active_only(toggl, 10), tmp_path)
 
     assert run.returncode == 0, run.stderr
-    assert ids_of(run) == list(range(1, 26))  # each exactly once, 11 included
-    # the missing overlap task at offset 9 sends the pager back one page, then on
-    assert offsets(toggl) == ["0", "9", "0", "18"]
+    assert sorted(set(ids_of(run))) == list(range(1, 26))  # 11 and 12 included
+    done = {r["id"]: r["active"] for r in run.records}  # the newest record of each
+    assert done[3] is done[4] is False
+    # Without per_page: the whole list; the tasks done since the pass began (3 and 4 left the
+    # list: explained); and again, to confirm 11 and 12, which the pages missed.
+    assert offsets(toggl) == ["0", "10", "20", "23", None, None, None]
     assert run.bookmark is not None
-    assert "bookmark stays where it was" not in run.stderr
+    assert "WARNING" not in run.stderr
 
 
 def test_an_edit_that_reorders_the_list_skips_nothing(tmp_path: Path) -> None:
@@ -69,10 +71,10 @@ def test_an_edit_that_reorders_the_list_skips_nothing(tmp_path: Path) -> None:
     assert sorted(set(ids_of(run))) == list(range(1, 26))
     newest = {r["id"]: r["name"] for r in run.records}  # later records win, as in a warehouse
     assert newest[2] == newest[5] == "edited"
-    assert len(toggl.requests) == 4  # one step back
+    assert offsets(toggl) == ["0", "10", "20", "25", None, None]
 
 
-def test_tasks_inserted_before_the_offset_cost_nothing_extra(tmp_path: Path) -> None:
+def test_tasks_inserted_before_the_offset_are_loaded_too(tmp_path: Path) -> None:
     with TogglServer([make_task(i) for i in range(10, 35)]) as toggl:
 
         def insert(server: TogglServer) -> None:
@@ -83,26 +85,23 @@ def test_tasks_inserted_before_the_offset_cost_nothing_extra(tmp_path: Path) -> 
         run = run_tap(config_for(toggl, api_token=toggl.api_token, page_size=10), tmp_path)
 
     assert run.returncode == 0, run.stderr
-    # the overlap task is found three rows in; the rows before it were read already
-    assert ids_of(run) == list(range(10, 35))
-    assert offsets(toggl) == ["0", "9", "18", "27"]
+    assert ids_of(run) == [1, 2, 3, *range(10, 35)]
+    assert offsets(toggl) == ["0", "10", "20", "28", None]
 
 
-def test_a_large_shift_is_bridged_by_stepping_back_page_by_page(tmp_path: Path) -> None:
+def test_a_large_shift_loses_nothing(tmp_path: Path) -> None:
     with TogglServer([make_task(i) for i in range(1, 26)]) as toggl:
-        # after pages 1 and 2 (tasks 1-9), six tasks before the offset leave the list at once
+        # after pages 1 and 2 (tasks 1-10), six tasks before the offset leave the list at once
         toggl.script(None, None, finish(2, 3, 4, 6, 7, 8))
         run = run_tap(active_only(toggl, 5), tmp_path)
 
     assert run.returncode == 0, run.stderr
     assert set(ids_of(run)) == set(range(1, 26))
-    # page 3 (offset 8) misses the overlap; back to page 2's start (4), then by a page (0)
-    assert offsets(toggl)[:5] == ["0", "4", "8", "4", "0"]
     assert run.bookmark is not None
     assert "WARNING" not in run.stderr
 
 
-def test_step_backs_are_bounded_per_sync(tmp_path: Path) -> None:
+def test_a_list_that_shifts_before_every_page_still_ends_with_a_bookmark(tmp_path: Path) -> None:
     tasks = [make_task(i) for i in range(1, 121)]
     with TogglServer(tasks) as toggl:
         # before every page after the first, two tasks at the start of the list leave it
@@ -110,18 +109,16 @@ def test_step_backs_are_bounded_per_sync(tmp_path: Path) -> None:
         shifts = [finish(next(doomed), next(doomed)) for _ in range(40)]
         toggl.script(None, *shifts)
         run = run_tap(active_only(toggl, 10), tmp_path)
+        first_run = list(toggl.requests)
+        again = run_tap(active_only(toggl, 10), tmp_path, state=run.final_state)
 
     assert run.returncode == 0, run.stderr
-    sent = [int(offset) for offset in offsets(toggl)]
-    step_backs = sum(1 for before, after in itertools.pairwise(sent) if after < before)
-    assert step_backs == 5
-    # pages of 9 new tasks each, plus one request for every step back
-    assert len(toggl.requests) <= -(-120 // 9) + 1 + step_backs
-    assert run.bookmark is None  # a gap: the bookmark stays, here none...
-    assert "The bookmark stays where it was" in run.stderr
-    with TogglServer(tasks) as toggl:
-        again = run_tap(active_only(toggl, 10), tmp_path, state=run.final_state)
-    # ...so the next run reads every task again
-    assert "since" not in toggl.requests[0].params
-    assert set(ids_of(again)) == set(range(1, 121))
-    assert "bookmark stays where it was" in run.stderr
+    # Every task still in the (active only) list is loaded; one done before any read of it has
+    # left the filter, as the user chose.
+    active = {task_id for task_id, task in toggl.tasks.items() if task["active"]}
+    assert active <= set(ids_of(run))
+    # pages of 10, the page that ends them, and one answer without per_page
+    assert len([r for r in first_run if "per_page" in r.params]) <= 12 + 1
+    assert run.bookmark is not None
+    assert again.returncode == 0, again.stderr
+    assert all("since" in r.params for r in toggl.requests[-len(again.states) :])

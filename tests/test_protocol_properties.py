@@ -143,7 +143,10 @@ def run_chain(chain: dict[str, Any]) -> None:
             toggl.tick()
         # An answer without per_page cut short while the pages are faulty too could hide a
         # task from both reads: the tap's one documented limit, left out of the model.
-        cut = None if chain["order"] == "ties" or any(step.faults) else step.snapshot_cap
+        # (A pass resumed from an earlier run may have met page faults there.)
+        resumed = state.unfinished_sync is not None and not step.stateless
+        faulty = chain["order"] == "ties" or any(step.faults) or resumed
+        cut = None if faulty else step.snapshot_cap
         toggl.faults, toggl.stop_at, toggl.snapshot_cap = step.faults, step.stop_at, cut
         run_settings = settings_for(step.include_not_active, chain["page_size"])
         run = drive(toggl, TasksState() if step.stateless else state, run_settings,

@@ -13,24 +13,20 @@ from toggl_standin.demo_data import make_task
 from toggl_standin.server import Fault, TogglServer
 
 
-def test_a_first_sync_reads_every_task_once_and_checks_its_short_page(
+def test_a_first_sync_pages_until_nothing_new_then_checks_the_whole_list(
     server: TogglServer, tmp_path: Path
 ) -> None:
     run = run_tap(config_for(server), tmp_path)
 
     assert run.returncode == 0, run.stderr
     assert sorted(r["id"] for r in run.records) == list(range(1, 26))
-    # No `since` (a first sync lists every task). The page is shorter than asked, which may be
-    # a cap of Toggl's: one more request, which only repeats its last task, says it was the end.
+    # No `since` (a first sync lists every task). A short page may be a cap of Toggl's: the
+    # next page, empty, ends the pages; then one answer without per_page, whole, confirms.
+    params = {"include_not_active": "true", "include_hidden": "true", "meta": "true"}
     assert [r.params for r in server.requests] == [
-        {
-            "include_not_active": "true",
-            "include_hidden": "true",
-            "meta": "true",
-            "per_page": "1000",
-            "offset": offset,
-        }
-        for offset in ("0", "24")
+        {**params, "per_page": "5000", "offset": "0"},
+        {**params, "per_page": "5000", "offset": "25"},
+        params,
     ]
 
 
@@ -111,15 +107,13 @@ def test_default_user_agent_names_the_tap(server: TogglServer, tmp_path: Path) -
 @pytest.mark.parametrize(
     ("task_count", "page_size", "expected_offsets"),
     [
-        (25, 10, ["0", "9", "18"]),  # the short third page (7 rows) ends the sync
-        (19, 10, ["0", "9", "18"]),  # page 2 is full (overlap + 9 new), so one more is asked
-        (20, 10, ["0", "9", "18"]),  # ends with a page holding only the overlap row and one more
-        (10, 10, ["0", "9"]),  # an exact fit: the second page holds only the overlap row
-        (9, 10, ["0", "8"]),  # a short first page: one request checks it is not a cap
+        (25, 10, ["0", "10", "20", "25"]),  # the short page (5 rows) still brought new tasks
+        (20, 10, ["0", "10", "20"]),  # an exact fit: the empty page ends them
+        (9, 10, ["0", "9"]),  # a short first page may be a cap: one more request
         (0, 10, ["0"]),  # Toggl answers `null` when there is nothing
     ],
 )
-def test_pages_overlap_by_one_row_and_stop_after_a_short_page(
+def test_pages_go_on_until_one_brings_nothing_new(
     tmp_path: Path, task_count: int, page_size: int, expected_offsets: list[str]
 ) -> None:
     with TogglServer([make_task(i) for i in range(1, task_count + 1)]) as toggl:
@@ -127,8 +121,11 @@ def test_pages_overlap_by_one_row_and_stop_after_a_short_page(
 
     assert run.returncode == 0, run.stderr
     assert sorted(r["id"] for r in run.records) == list(range(1, task_count + 1))
-    assert [r.params["offset"] for r in toggl.requests] == expected_offsets
-    assert {r.params["per_page"] for r in toggl.requests} == {str(page_size)}
+    *pages, whole = toggl.requests
+    assert [r.params["offset"] for r in pages] == expected_offsets
+    assert {r.params["per_page"] for r in pages} == {str(page_size)}
+    assert "per_page" not in whole.params  # the check of the whole list
+    assert "offset" not in whole.params
 
 
 @pytest.mark.parametrize("wrapper", ["items", "data"])
@@ -136,12 +133,13 @@ def test_a_wrapped_list_is_read_like_a_bare_one(
     server: TogglServer, tmp_path: Path, wrapper: str
 ) -> None:
     body = json.dumps({wrapper: [{"id": 1, "name": "wrapped", "at": "2025-01-01T00:00:00Z"}]})
-    server.script(Fault(body=body))
-
-    run = run_tap(config_for(server), tmp_path)
+    with TogglServer() as toggl:
+        toggl.script(Fault(body=body), None, Fault(body=body))  # a page, the end, the whole
+        run = run_tap(config_for(toggl, api_token=toggl.api_token), tmp_path)
 
     assert run.returncode == 0, run.stderr
     assert [r["name"] for r in run.records] == ["wrapped"]
+    assert "WARNING" not in run.stderr
 
 
 def test_a_body_that_is_not_a_task_list_stops_with_the_request_id(
@@ -157,23 +155,23 @@ def test_a_body_that_is_not_a_task_list_stops_with_the_request_id(
     assert "request id" in run.error
 
 
-def test_a_server_ignoring_offset_is_caught_not_looped(server: TogglServer, tmp_path: Path) -> None:
+def test_a_server_ignoring_offset_is_read_whole_not_looped(tmp_path: Path) -> None:
     page = '[{"id": 1, "at": "2025-01-01T00:00:00Z"}, {"id": 2, "at": "2025-01-01T00:00:00Z"}]'
-    server.script(*[Fault(body=page)] * 4)
+    with TogglServer([make_task(i) for i in range(1, 6)]) as toggl:
+        toggl.script(*[Fault(body=page)] * 4)  # the first page, whatever the offset
+        run = run_tap(config_for(toggl, api_token=toggl.api_token, page_size=2), tmp_path)
 
-    run = run_tap(config_for(server, page_size=2), tmp_path)
-
-    assert run.returncode == 1
-    assert [r.params["offset"] for r in server.requests] == ["0", "1", "2"]
-    assert "same page at 3 offsets in a row" in run.error
-    assert "ignore the offset parameter" in run.error
+    assert run.returncode == 0, run.stderr
+    # three full pages with nothing new end the pages; the answers without per_page have all
+    assert [r.params.get("offset") for r in toggl.requests] == ["0", "2", "4", "6", None, None]
+    assert sorted({r["id"] for r in run.records}) == [1, 2, 3, 4, 5]
 
 
 def test_a_task_inserted_before_the_offset_is_not_taken_for_a_broken_server(
     tmp_path: Path,
 ) -> None:
-    # page_size 2: page 1 is [1, 2]; a task inserted before it makes page 2 (offset 1) [1, 2]
-    # again. That is a shift, not a server ignoring offset: the sync goes on.
+    # page_size 2: page 1 is [2, 3]; a task inserted before it makes page 2 (offset 2) [3, 4]:
+    # a shift, not a server ignoring offset. The inserted task comes with the whole list.
     with TogglServer([make_task(i) for i in range(2, 7)]) as toggl:
 
         def insert(server: TogglServer) -> None:
@@ -183,8 +181,8 @@ def test_a_task_inserted_before_the_offset_is_not_taken_for_a_broken_server(
         run = run_tap(config_for(toggl, api_token=toggl.api_token, page_size=2), tmp_path)
 
     assert run.returncode == 0, run.stderr
-    assert sorted(r["id"] for r in run.records) == [2, 3, 4, 5, 6]  # 1 comes with the next since
-    assert [r.params["offset"] for r in toggl.requests] == ["0", "1", "2", "3", "4", "5"]
+    assert sorted(r["id"] for r in run.records) == [1, 2, 3, 4, 5, 6]
+    assert [r.params.get("offset") for r in toggl.requests] == ["0", "2", "4", "6", None]
 
 
 def test_deleted_tasks_reach_the_target_marked_deleted(server: TogglServer, tmp_path: Path) -> None:

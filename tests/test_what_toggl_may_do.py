@@ -246,7 +246,7 @@ def test_batch_mode_stopped_after_two_pages_resumes_after_them(
         assert not finished  # the quota stopped it after two pages
         toggl.quota_remaining = None
         before = len(toggl.requests)
-        second, finished = sync(config, last_state(first, None))
+        _, finished = sync(config, last_state(first, None))
 
     assert finished
     assert toggl.requests[before].params["offset"] == "20"

@@ -241,7 +241,7 @@ def read_evidence(toggl: Toggl, pass_: Pass, settings: Settings, host_now: datet
     if ending.unconfirmed(pass_, snapshot) and (
         since := ending.explanation_since(pass_, settings, host_now)
     ) is not None:
-        status, rows = request(pass_, paged=False, since=since)
+        status, rows = toggl.answer({"since": since, "include_not_active": "true"})
         if status == 400:
             raise Stop
         lacking = ending.unconfirmed(pass_, snapshot)
@@ -282,4 +282,6 @@ def read_snapshot(toggl: Toggl, pass_: Pass, settings: Settings,
                 changed += 1
             else:
                 unchanged.add(task["id"])
+        elif ending.changed_during(pass_, task):
+            emit(task, pass_)  # a newer version than the pages had
     return Snapshot(frozenset(ids), frozenset(unchanged), changed)

@@ -122,6 +122,8 @@ class TogglServer:
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC) + self.clock_offset
         # Toggl's own page size limit, if any: it then sends fewer rows than per_page asks.
         self.max_per_page = max_per_page
+        # A cap on every answer, those without per_page too (Toggl documents "default is all").
+        self.max_answer: int | None = None
         # Toggl fails a `since` older than about three months (by its own clock): with a 400,
         # or, as it has answered out-of-range dates elsewhere, with an empty list.
         if old_since not in ("refuse", "empty"):
@@ -345,8 +347,10 @@ class TogglServer:
         self._sort(rows)
         start = int(offset)
         limit = None if per_page is None else int(per_page)
-        if self.max_per_page is not None:
-            limit = self.max_per_page if limit is None else min(limit, self.max_per_page)
+        if self.max_per_page is not None and limit is not None:
+            limit = min(limit, self.max_per_page)
+        if self.max_answer is not None:
+            limit = self.max_answer if limit is None else min(limit, self.max_answer)
         end = None if limit is None else start + limit
         meta = params.get("meta") == "true"
         page = rows[start:end]
