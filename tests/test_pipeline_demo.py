@@ -28,13 +28,17 @@ from toggl_standin.server import TogglServer
 
 # A module runs start to end on one pytest-xdist worker (--dist loadgroup), with its fixtures.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
-# Every SQL the README feeds DuckDB, as `duckdb ... <<'SQL'` here-documents in its sh blocks
-# (not the dbt models it writes with `cat > ... <<'SQL'`, which only dbt can compile).
-README_QUERIES = re.findall(
-    r"^duckdb [^\n]*<<'SQL'\n(.*?)\nSQL\n",
-    (ROOT / "README.md").read_text(encoding="utf-8"),
-    re.DOTALL | re.MULTILINE,
-)
+# Every SQL the README and docs/ feed DuckDB, as `duckdb ... <<'SQL'` here-documents in their sh
+# blocks (not the dbt models docs/dbt.md writes with `cat > ... <<'SQL'`, which only dbt compiles).
+README_QUERIES = [
+    query
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for query in re.findall(
+        r"^duckdb [^\n]*<<'SQL'\n(.*?)\nSQL\n",
+        doc.read_text(encoding="utf-8"),
+        re.DOTALL | re.MULTILINE,
+    )
+]
 RUN_QUERY = """
 import sys, duckdb
 with duckdb.connect(sys.argv[1], read_only=True) as db:
@@ -167,7 +171,7 @@ def test_the_readme_queries_work_on_every_warehouse_file(
         # The tests' own duckdb (`duckdb>=1.2.2`): the newest release when it was installed.
         "a current DuckDB": Path(sys.executable),
     }[duckdb_of]
-    assert README_QUERIES, "the README shows no DuckDB query"
+    assert README_QUERIES, "neither the README nor docs/ shows a DuckDB query"
     for query in README_QUERIES:
         done = run([str(python), "-c", RUN_QUERY, str(path), query], timeout=120)
         assert done.returncode == 0, f"{query}\n{done.stderr[-2000:]}"
