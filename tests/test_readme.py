@@ -90,3 +90,19 @@ def test_the_readme_stays_a_front_door() -> None:
     assert len(lines) <= 250, f"README.md has {len(lines)} lines; move details to docs/"
     for doc in DOCS[1:]:
         assert f"(docs/{doc.name})" in "\n".join(lines), f"the README's map lacks docs/{doc.name}"
+
+
+def test_every_code_block_names_its_language_and_is_closed() -> None:
+    """An opening fence without a language, or a closing fence left out, turns prose into
+    commands the walk would run (or commands into prose it skips)."""
+    for doc in DOCS:
+        fences = [
+            (number, line)
+            for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1)
+            if line.startswith("```")
+        ]
+        for (number, opening), (_, closing) in zip(fences[::2], fences[1::2], strict=False):
+            where = f"{doc.relative_to(ROOT)} line {number}"
+            assert opening != "```", f"{where}: name the block's language (```sh, ```text...)"
+            assert closing == "```", f"{where}: the block is not closed before the next one"
+        assert len(fences) % 2 == 0, f"{doc.relative_to(ROOT)}: a block is not closed"
