@@ -173,8 +173,10 @@ def seconds(value: float) -> str:
 
 def duration(value: float) -> str:
     """`59 min 30 s`, `45 s`: a long wait as people say it."""
-    whole = round(value)
-    if whole < 60:
+    whole = round(value)  # the clock's fractions say nothing to a reader of the log
+    if whole < 1:
         return f"{seconds(value)} s"
+    if whole < 60:
+        return f"{whole} s"
     minutes, rest = divmod(whole, 60)
     return f"{minutes} min {rest} s" if rest else f"{minutes} min"

@@ -29,7 +29,7 @@ from tap_toggl_tasks.errors import (
     TogglRetryableError,
     unreachable,
 )
-from tap_toggl_tasks.retrying import SPEAK_EVERY, retry_waits
+from tap_toggl_tasks.retrying import SPEAK_EVERY, duration, retry_waits
 from tap_toggl_tasks.streams import TasksStream
 from tap_toggl_tasks.tap import TapTogglTasks
 from tests.conftest import API_TOKEN, TapRun, about_json, config_for, run_tap
@@ -387,3 +387,14 @@ def test_a_short_backoff_says_nothing_more_than_its_retry_line(
     assert run.records == 25
     assert run.sleeps == [2]
     assert not [m for _, m in run.log if m.startswith(("Still waiting", "Waited"))]
+
+
+def test_a_wait_left_is_said_in_whole_seconds_and_minutes() -> None:
+    assert [duration(s) for s in (0.5, 2.9999, 59.6, 60, 87.2, 3600)] == [
+        "0.5 s",
+        "3 s",
+        "1 min",
+        "1 min",
+        "1 min 27 s",
+        "60 min",
+    ]
