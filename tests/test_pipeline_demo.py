@@ -162,6 +162,10 @@ def test_with_a_token_in_the_environment_the_demo_loads_the_account(
 ) -> None:
     report = run_demo(clone, TAP_TOGGL_TASKS_API_TOKEN=API_TOKEN, TAP_TOGGL_TASKS_API_URL=toggl.url)
 
+    assert report.startswith(
+        f"Using your Toggl account at {toggl.url}: TAP_TOGGL_TASKS_API_TOKEN is set in the "
+        "environment.\n"
+    )
     assert "Warehouse: output/warehouse.duckdb, table toggl.tasks" in report
     assert loaded(report) == len(toggl.tasks)
     assert_warehouse_matches(duckdb_rows(clone / "output" / "warehouse.duckdb"), toggl.tasks)
@@ -176,6 +180,10 @@ def test_with_a_token_in_dotenv_the_demo_loads_what_changed(
 
     report = run_demo(clone, TAP_TOGGL_TASKS_API_URL=toggl.url)
 
+    assert report.startswith(
+        f"Using your Toggl account at {toggl.url}: .env sets its token (meltano config set puts "
+        "it there).\n"
+    )
     assert "Warehouse: output/warehouse.duckdb, table toggl.tasks" in report
     # The four changes, and the few tasks at or after the bookmark: not the whole account.
     assert 4 <= loaded(report) < len(toggl.tasks) // 10, "the run did not resume from the bookmark"
