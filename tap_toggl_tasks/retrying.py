@@ -81,7 +81,7 @@ class TogglRetries(RESTStream[Any]):
                     return func(*args, **kwargs)
                 except RETRIED as exc:
                     attempts = UNREACHABLE_ATTEMPTS if unreachable_reason(exc) else MAX_ATTEMPTS
-                    wait = waits.send(exc) if attempt < attempts else None
+                    wait = next_wait(waits, exc) if attempt < attempts else None
                     if wait is None and unreachable_reason(exc) is not None:
                         api_url = str(self.config["api_url"])
                         raise unreachable(exc, api_url=api_url, attempts=attempt) from exc
@@ -150,6 +150,16 @@ def retry_waits(*, max_quota_wait: float) -> Generator[float, BaseException | No
             wait = BACKOFF_FIRST_WAIT * 2**backoffs
             backoffs += 1
         error = yield wait
+
+
+def next_wait(
+    waits: Generator[float, BaseException | None, None], error: Exception
+) -> float | None:
+    """The wait before the next attempt; None when the schedule says to give up."""
+    try:
+        return waits.send(error)
+    except StopIteration:
+        return None
 
 
 def asked_wait(error: BaseException | None) -> float | None:
