@@ -1,12 +1,16 @@
 """Print the project_hours mart that dbt built, with a bar of hours per project, and draw it.
 
-Usage: show_project_hours.py WAREHOUSE.duckdb [CHART.svg]
-The chart defaults to <warehouse folder>/<warehouse name>-project-hours.svg. It runs in the
-dbt-duckdb utility's virtualenv, which has the duckdb that wrote the file and matplotlib.
+Usage: show_project_hours.py WAREHOUSE.duckdb [CHART.svg] [--state STATE.json]
+The chart defaults to <warehouse folder>/<warehouse name>-project-hours.svg. With --state (what
+`meltano state get` prints), the title says when the last sync began, by Toggl's clock: a sync
+that loaded nothing still brings the data up to its moment. Without, it says when the newest row
+was loaded. It runs in the dbt-duckdb utility's virtualenv, which has the duckdb that wrote the
+file and matplotlib.
 """
 
+import argparse
 import datetime
-import sys
+import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,7 @@ from matplotlib.figure import Figure
 from terminal_columns import fit
 
 MART = "toggl_analytics.project_hours"
-LOADED = "toggl.tasks"  # the loader's table, whose _sdc_extracted_at says when the data was read
+LOADED = "toggl.tasks"  # the loader's table, whose _sdc_extracted_at says when a row was read
 BAR_WIDTH = 30
 # Eighths of a block: a bar ends on the right fraction of a column, not on a whole one.
 BAR_ENDS = " ▏▎▍▌▋▊▉"
@@ -35,21 +39,33 @@ def bar(value: float, largest: float) -> str:
 
 
 def read_mart(warehouse: str) -> tuple[list[dict[str, Any]], datetime.datetime | None]:
-    """The mart's rows, and when the newest of the data was read from Toggl (None: unknown)."""
+    """The mart's rows, and when the newest row was read from Toggl (None: unknown)."""
     with duckdb.connect(warehouse, read_only=True) as db:
         cursor = db.execute(f"select * from {MART} order by hours_tracked desc, project_name")  # noqa: S608 - a constant
         names = [column[0] for column in cursor.description or ()]
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
         try:
-            [(as_of,)] = db.execute(f"select max(_sdc_extracted_at) from {LOADED}").fetchall()  # noqa: S608 - a constant
+            [(loaded,)] = db.execute(f"select max(_sdc_extracted_at) from {LOADED}").fetchall()  # noqa: S608 - a constant
         except duckdb.Error:
-            as_of = None  # a warehouse loaded some other way
-        return rows, as_of
+            loaded = None  # a warehouse loaded some other way
+        return rows, loaded
 
 
-def as_of_text(as_of: datetime.datetime | None) -> str:
-    """`as of 2026-12-02 09:58 UTC`: when the data was read from Toggl (the loader's UTC)."""
-    return "as of an unknown time" if as_of is None else f"as of {as_of:%Y-%m-%d %H:%M} UTC"
+def last_sync(state_file: str) -> datetime.datetime | None:
+    """When the last complete sync began, by Toggl's clock: the bookmark of the tasks stream."""
+    state = json.loads(Path(state_file).read_text(encoding="utf-8") or "{}")
+    bookmark = state.get("singer_state", state).get("bookmarks", {}).get("tasks", {})
+    value = bookmark.get("replication_key_value")
+    return datetime.datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def as_of_text(synced: datetime.datetime | None, loaded: datetime.datetime | None) -> str:
+    """`as of the sync of 2026-12-02 09:58 UTC`, else when the newest row was loaded."""
+    if synced is not None:
+        return f"as of the sync of {synced.astimezone(datetime.UTC):%Y-%m-%d %H:%M} UTC"
+    if loaded is not None:  # the loader's UTC, without a zone
+        return f"newest row loaded {loaded:%Y-%m-%d %H:%M} UTC"
+    return "as of an unknown time"
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -63,7 +79,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         )
 
 
-def draw_chart(rows: list[dict[str, Any]], chart: Path, as_of: datetime.datetime | None) -> None:
+def draw_chart(rows: list[dict[str, Any]], chart: Path, as_of: str) -> None:
     """Hours tracked against hours estimated, one pair of bars per project, as an SVG."""
     names = [row["project_name"] or "-" for row in reversed(rows)]
     tracked = [row["hours_tracked"] for row in reversed(rows)]
@@ -81,7 +97,7 @@ def draw_chart(rows: list[dict[str, Any]], chart: Path, as_of: datetime.datetime
     axes.margins(x=0.12)  # room for the labels of the longest bars
     axes.set_yticks(list(positions), names)
     axes.set_xlabel("hours (tasks deleted in Toggl left out)")
-    axes.set_title(f"Toggl tasks: hours per project, {as_of_text(as_of)}")
+    axes.set_title(f"Toggl tasks: hours per project, {as_of}")
     figure.legend(loc="outside lower center", ncols=2, frameon=False)
     chart.parent.mkdir(parents=True, exist_ok=True)
     # Text stays text in the SVG, so the browser draws CJK and emoji project names with its own
@@ -91,18 +107,16 @@ def draw_chart(rows: list[dict[str, Any]], chart: Path, as_of: datetime.datetime
         figure.savefig(chart, format="svg", metadata={"Date": None})
 
 
-def main(warehouse: str, chart: str | None = None) -> None:
-    rows, as_of = read_mart(warehouse)
+def main(warehouse: str, chart: str | None, state: str | None) -> None:
+    rows, loaded = read_mart(warehouse)
+    as_of = as_of_text(last_sync(state) if state else None, loaded)
     warehouse_path = Path(warehouse)
     chart_path = (
         Path(chart)
         if chart
         else warehouse_path.with_name(f"{warehouse_path.stem}-project-hours.svg")
     )
-    print(
-        f"Hours per project: {MART}, built by dbt in {relative(warehouse_path)}, "
-        f"{as_of_text(as_of)}"
-    )
+    print(f"Hours per project: {MART}, built by dbt in {relative(warehouse_path)}, {as_of}")
     print_table(rows)
     draw_chart(rows, chart_path, as_of)
     print(f"  the same as a chart: {relative(chart_path)} (open it in a browser)\n")
@@ -114,4 +128,9 @@ def relative(path: Path) -> Path:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    arguments = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    arguments.add_argument("warehouse", help="the DuckDB file dbt built the mart in")
+    arguments.add_argument("chart", nargs="?", help="where to draw the chart (an .svg)")
+    arguments.add_argument("--state", help="the state `meltano state get` printed, as a file")
+    args = arguments.parse_args()
+    main(args.warehouse, args.chart, args.state)

@@ -43,7 +43,7 @@ def main(warehouse: str, started: str) -> None:
         state = {True: "active", False: "done", None: "-"}[is_active]
         cells = f"{fit(name or '-', 40)} {state:<6} {fit(project or '-', 22)}"
         print(f"    {task_id:>6}  {cells} {'-' if hours is None else hours:>6}  {at}")
-    print("  query it with the DuckDB CLI or Python: see the README, The warehouse\n")
+    print("  query it with the DuckDB CLI or Python: see docs/warehouses-and-meltano.md\n")
 
 
 if __name__ == "__main__":

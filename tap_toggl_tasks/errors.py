@@ -110,17 +110,11 @@ def error_for(response: requests.Response, *, max_quota_wait: float) -> Exceptio
     if status == 402:
         return _quota_error(response, max_quota_wait=max_quota_wait)
     if status == 429:
-        return TogglRetryableError(
-            f"Toggl is throttling requests ({what}).",
-            response,
-            wait_seconds=seconds_from_header(response.headers.get("Retry-After")),
-        )
+        throttled = f"Toggl is throttling requests ({what})."
+        return _retry_later(throttled, response, max_quota_wait=max_quota_wait)
     if status >= 500:
-        return TogglRetryableError(
-            f"Toggl had a server error ({what}: {body_text(response)}).",
-            response,
-            wait_seconds=seconds_from_header(response.headers.get("Retry-After")),
-        )
+        server_error = f"Toggl had a server error ({what}: {body_text(response)})."
+        return _retry_later(server_error, response, max_quota_wait=max_quota_wait)
     if status == 400:
         return TogglFatalError(
             f"Toggl rejected the request ({what}: {body_text(response)}). Check the settings "
@@ -131,6 +125,26 @@ def error_for(response: requests.Response, *, max_quota_wait: float) -> Exceptio
         f"Toggl answered {what}: {body_text(response)}. Check the api_url setting "
         "(normally https://api.track.toggl.com/api/v9)."
     )
+
+
+def _retry_later(what: str, response: requests.Response, *, max_quota_wait: float) -> Exception:
+    """Worth another try, after the Retry-After Toggl sent if any; but never a wait longer than
+    max_quota_wait_seconds, the longest the user lets the tap sit waiting on Toggl."""
+    asked = seconds_from_header(response.headers.get("Retry-After"))
+    if asked is None or asked <= max_quota_wait:
+        return TogglRetryableError(what, response, wait_seconds=asked)
+    return TogglFatalError(
+        f"{what} Toggl asked the tap to wait {asked:.0f} s before trying again (Retry-After), "
+        f"longer than max_quota_wait_seconds ({max_quota_wait:.0f}), so it stops instead. Run "
+        f"again after {_utc_after(asked)}: the state holds this sync's progress, so the next run "
+        "resumes where this one stopped."
+    )
+
+
+def _utc_after(seconds: float) -> str:
+    """`2026-12-02 17:42:10 UTC`: when a wait of this many seconds from now ends."""
+    moment = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds)
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _quota_error(response: requests.Response, *, max_quota_wait: float) -> Exception:
@@ -169,10 +183,9 @@ def _quota_error(response: requests.Response, *, max_quota_wait: float) -> Excep
             response,
             wait_seconds=resets_in + 1,  # +1: the reset is announced in whole seconds
         )
-    resets_at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=resets_in)
     return TogglFatalError(
         f"Toggl's hourly request quota for this user is used up ({describe(response)}). It "
-        f"resets in {resets_in:.0f} s, at {resets_at:%Y-%m-%d %H:%M:%S} UTC, which is longer than "
+        f"resets in {resets_in:.0f} s, at {_utc_after(resets_in)}, which is longer than "
         f"max_quota_wait_seconds ({max_quota_wait:.0f}). Run again after the reset: the state "
         "holds this sync's progress, so the next run resumes where this one stopped. Other "
         "tools using this Toggl user share the same quota."
@@ -212,11 +225,18 @@ def unreachable_reason(error: BaseException | None) -> str | None:
 
 def unreachable(error: BaseException, *, api_url: str, attempts: int) -> TogglGaveUp:
     """The last word when the api_url's host cannot be reached at all."""
+    shown = _without_userinfo(api_url)
+    if shown.rstrip("/") == DEFAULT_API_URL:
+        # Toggl's own address: the way to it is what is wrong, not the setting.
+        advice = "Check that this machine reaches that host (network, proxy, firewall, DNS)"
+    else:
+        advice = (
+            f"Check api_url (now {shown}; Toggl's is {DEFAULT_API_URL}) and that this machine "
+            "reaches that host (network, proxy, firewall, DNS)"
+        )
     return TogglGaveUp(
         f"Cannot connect to {_host_of(error)}, the host of the api_url setting "
-        f"({unreachable_reason(error)}; {attempts} attempts). Check api_url (now "
-        f"{_without_userinfo(api_url)}; Toggl's is {DEFAULT_API_URL}) and that this machine "
-        "reaches that host (network, proxy, firewall, DNS); then run again."
+        f"({unreachable_reason(error)}; {attempts} attempts). {advice}; then run again."
     )
 
 

@@ -1,5 +1,5 @@
-"""What the README walk needs: the README's command blocks, a fresh copy of the repository, and
-one section's blocks run as a user would type them.
+"""What the README walk needs: the command blocks of README.md and docs/*.md, a fresh copy of the
+repository, and one section's blocks run as a user would type them.
 
 The conventions README authors follow (a token is written `<your token>`, PostgreSQL lives at
 `db.example.com`, a block that cannot run here is preceded by `<!-- not run by CI: reason -->`)
@@ -32,20 +32,42 @@ TAP_TROUBLE = re.compile(
 )
 
 
+# The docs a reader follows after the README, in the order the walk runs them: each finds what
+# the ones before it installed (Meltano and the tap, then dbt, then Airflow). A file not named
+# here runs after these, in name order.
+DOCS_ORDER = (
+    "warehouses-and-meltano.md",
+    "dbt.md",
+    "airflow-and-many-accounts.md",
+    "many-machines.md",
+    "sync-protocol-and-quota.md",
+    "performance.md",
+    "development.md",
+)
+
+
+def documents(root: Path) -> list[str]:
+    """README.md, then every docs/*.md: the files whose sh blocks the walk runs, in its order."""
+    present = {path.name for path in (root / "docs").glob("*.md")}
+    ordered = [name for name in DOCS_ORDER if name in present]
+    return ["README.md", *(f"docs/{name}" for name in ordered + sorted(present - set(ordered)))]
+
+
 @dataclass(frozen=True)
 class Block:
-    """One ```sh block of the README."""
+    """One ```sh block of the README or of a file in docs/."""
 
-    section: str
+    section: str  # `README.md: Running it`
     line: int  # of the opening fence, 1-based
     code: str
     not_run_because: str | None
+    document: str = "README.md"
 
 
-def readme_blocks(readme: str) -> list[Block]:
+def readme_blocks(readme: str, document: str = "README.md") -> list[Block]:
     """Every ```sh block, with its `## ` section and the reason it is not run, if marked."""
     blocks: list[Block] = []
-    section = "(before the first section)"
+    section = f"{document}: (before the first section)"
     last_text = ""  # the last non-blank line outside a block: where a `not run` mark sits
     fence: tuple[int, str] | None = None  # the open block's line number and language
     body: list[str] = []
@@ -56,19 +78,19 @@ def readme_blocks(readme: str) -> list[Block]:
             if fence[1] == "sh":
                 marked = NOT_RUN.search(last_text)
                 reason = marked.group("reason") if marked else None
-                blocks.append(Block(section, fence[0], "\n".join(body), reason))
+                blocks.append(Block(section, fence[0], "\n".join(body), reason, document))
             fence, last_text = None, line
         elif fence is not None:
             body.append(line)
         elif line.strip():
             last_text = line
             if line.startswith("## "):
-                section = line[3:].strip()
+                section = f"{document}: {line[3:].strip()}"
     return blocks
 
 
 def sections(blocks: list[Block]) -> dict[str, list[Block]]:
-    """The blocks by section, in README order, for sections with at least one block."""
+    """The blocks by section, in the order given, for sections with at least one block."""
     by_section: dict[str, list[Block]] = {}
     for block in blocks:
         by_section.setdefault(block.section, []).append(block)
@@ -129,7 +151,7 @@ def run_section(
     script = ["set -eo pipefail"]
     for block in blocks:
         if block.not_run_because is None:
-            script.append(f"printf '\\n>>> README.md line {block.line}\\n'")
+            script.append(f"printf '\\n>>> {block.document} line {block.line}\\n'")
             script.append(as_run_here(block.code, stand_ins))
     done = run(
         ["bash", "--noprofile", "--norc", "-c", "\n".join(script)],

@@ -140,7 +140,11 @@ def test_the_settings_meltano_and_the_sdk_pass_are_known(caplog: pytest.LogCaptu
         "faker_config": {"seed": 1},
         "flattening_enabled": False,
         "flattening_max_depth": 1,
-        "batch_config": {"encoding": {"format": "jsonl"}, "storage": {"root": "file://."}},
+        "batch_config": {
+            "encoding": {"format": "jsonl"},
+            "storage": {"root": "file://."},
+            "batch_size": 1000,  # a whole number of pages, as the tap requires
+        },
     }
 
     TapTogglTasks(config=config, parse_env_config=False)

@@ -26,8 +26,9 @@ GLOBEX_TOKEN = "tok-globex-never-print-me"
 
 
 def readme_yaml(section: str) -> dict[str, Any]:
-    """The first yaml block under the README heading that starts with `section`."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    """The first yaml block under the heading that starts with `section`, in README or docs/."""
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    text = "\n".join(doc.read_text(encoding="utf-8") for doc in docs)
     body = text.split(f"\n## {section}", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"```yaml\n(.*?)```", body, re.DOTALL)
     assert block, f"the README's section {section!r} has no yaml block"

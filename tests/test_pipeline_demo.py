@@ -28,13 +28,17 @@ from toggl_standin.server import TogglServer
 
 # A module runs start to end on one pytest-xdist worker (--dist loadgroup), with its fixtures.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
-# Every SQL the README feeds DuckDB, as `duckdb ... <<'SQL'` here-documents in its sh blocks
-# (not the dbt models it writes with `cat > ... <<'SQL'`, which only dbt can compile).
-README_QUERIES = re.findall(
-    r"^duckdb [^\n]*<<'SQL'\n(.*?)\nSQL\n",
-    (ROOT / "README.md").read_text(encoding="utf-8"),
-    re.DOTALL | re.MULTILINE,
-)
+# Every SQL the README and docs/ feed DuckDB, as `duckdb ... <<'SQL'` here-documents in their sh
+# blocks (not the dbt models docs/dbt.md writes with `cat > ... <<'SQL'`, which only dbt compiles).
+README_QUERIES = [
+    query
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for query in re.findall(
+        r"^duckdb [^\n]*<<'SQL'\n(.*?)\nSQL\n",
+        doc.read_text(encoding="utf-8"),
+        re.DOTALL | re.MULTILINE,
+    )
+]
 RUN_QUERY = """
 import sys, duckdb
 with duckdb.connect(sys.argv[1], read_only=True) as db:
@@ -88,16 +92,41 @@ def test_without_a_token_the_demo_loads_the_demo_tasks_then_only_what_changed(
 
     first = no_token_report
 
+    assert first.startswith(
+        "Using the local Toggl stand-in with 500 demo tasks: no token in the environment or in "
+        ".env.\n"
+    )
     assert "Warehouse: output/demo.duckdb, table toggl.tasks" in first
     assert loaded(first) == 500
     assert f"it holds 500 tasks: {active} active, {500 - active} done, 0 deleted" in first
     assert '"replication_key":"at"' in first
     assert len(duckdb_rows(clone / "output" / "demo.duckdb")) == 500
+    # The tap warns of nothing on a healthy run: the stand-in sends no field the schema lacks.
+    # (Meltano's own `No state was found, complete import.` is a warning on every first run.)
+    log = (clone / "output" / "meltano-run.log").read_text(encoding="utf-8")
+    assert not re.findall(r".*\[(?:warning|error)\s*\] (?!meltano ).*", log)
+    assert "No state was found" in log
 
     second = run_demo(clone)
 
-    assert loaded(second) < 50, "the second run was not incremental"
+    # The stand-in's newest task is a day old, older than the bookmark: nothing changed.
+    assert loaded(second) == 0, "the second run was not incremental"
     assert "it holds 500 tasks" in second
+
+
+def shape(report: str) -> list[str]:
+    """The report's lines with what changes from run to run masked: numbers, the opaque ids."""
+    lines = [line for line in report.splitlines() if not line.startswith("Installing ")]
+    lines = [re.sub(r'"known_ids":"[^"]*"', '"known_ids":"..."', line) for line in lines]
+    return [re.sub(r"\d+", "0", line).rstrip() for line in lines]
+
+
+def test_the_readme_shows_what_the_first_demo_run_prints(no_token_report: str) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    sample = re.search(r"the first run prints:\n\n```text\n(.*?)\n```", readme, re.DOTALL)
+    assert sample, "the README shows no output of the demo's first run"
+
+    assert shape(sample.group(1)) == shape(no_token_report.strip("\n"))
 
 
 def terminal_columns(text: str) -> int:
@@ -133,6 +162,10 @@ def test_with_a_token_in_the_environment_the_demo_loads_the_account(
 ) -> None:
     report = run_demo(clone, TAP_TOGGL_TASKS_API_TOKEN=API_TOKEN, TAP_TOGGL_TASKS_API_URL=toggl.url)
 
+    assert report.startswith(
+        f"Using your Toggl account at {toggl.url}: TAP_TOGGL_TASKS_API_TOKEN is set in the "
+        "environment.\n"
+    )
     assert "Warehouse: output/warehouse.duckdb, table toggl.tasks" in report
     assert loaded(report) == len(toggl.tasks)
     assert_warehouse_matches(duckdb_rows(clone / "output" / "warehouse.duckdb"), toggl.tasks)
@@ -147,6 +180,10 @@ def test_with_a_token_in_dotenv_the_demo_loads_what_changed(
 
     report = run_demo(clone, TAP_TOGGL_TASKS_API_URL=toggl.url)
 
+    assert report.startswith(
+        f"Using your Toggl account at {toggl.url}: .env sets its token (meltano config set puts "
+        "it there).\n"
+    )
     assert "Warehouse: output/warehouse.duckdb, table toggl.tasks" in report
     # The four changes, and the few tasks at or after the bookmark: not the whole account.
     assert 4 <= loaded(report) < len(toggl.tasks) // 10, "the run did not resume from the bookmark"
@@ -167,7 +204,7 @@ def test_the_readme_queries_work_on_every_warehouse_file(
         # The tests' own duckdb (`duckdb>=1.2.2`): the newest release when it was installed.
         "a current DuckDB": Path(sys.executable),
     }[duckdb_of]
-    assert README_QUERIES, "the README shows no DuckDB query"
+    assert README_QUERIES, "neither the README nor docs/ shows a DuckDB query"
     for query in README_QUERIES:
         done = run([str(python), "-c", RUN_QUERY, str(path), query], timeout=120)
         assert done.returncode == 0, f"{query}\n{done.stderr[-2000:]}"

@@ -1,10 +1,12 @@
-"""README.md, walked: every ```sh block run as written, section by section, on a fresh clone.
+"""README.md and docs/, walked: every ```sh block run as written, section by section, on a fresh
+clone.
 
 A local Toggl-compatible server stands in for Toggl and a private PostgreSQL server for
 db.example.com (see tests/readme_walk.py for the conventions). A section fails when one of its
 commands fails, when the tap logs a warning, an error or a traceback on the way, when the token
-shows in the output, or when a file `git add -A` would commit holds it. Sections run in README
-order in one copy, so each finds what the sections before it installed and loaded. Then, in that
+shows in the output, or when a file `git add -A` would commit holds it. Sections run in order
+(README.md, then docs/ as readme_walk.documents orders it) in one copy, so each finds what the
+sections before it installed and loaded. Then, in that
 copy, the tests that read the environment and one pipeline prove that what a user who followed
 the README has (a `.env`, exported tokens, edits to meltano.yml) changes no test's outcome.
 """
@@ -30,6 +32,7 @@ from tests.readme_walk import (
     Block,
     StandIns,
     copy_repository,
+    documents,
     leaked_into_git,
     readme_blocks,
     run_section,
@@ -38,8 +41,8 @@ from tests.readme_walk import (
 from toggl_standin.demo_data import demo_tasks
 from toggl_standin.server import TogglServer
 
-README = (ROOT / "README.md").read_text(encoding="utf-8")
-SECTIONS = sections(readme_blocks(README))
+DOCUMENTS = {name: (ROOT / name).read_text(encoding="utf-8") for name in documents(ROOT)}
+SECTIONS = sections([b for name, text in DOCUMENTS.items() for b in readme_blocks(text, name)])
 TOKEN = "tok-walk-never-print-me"
 # The sections run in order, in one clone: all of them on one pytest-xdist worker.
 pytestmark = pytest.mark.xdist_group(__name__)
@@ -55,11 +58,9 @@ class Walk:
 
 
 def walk_tasks() -> list[dict[str, object]]:
-    """Demo tasks without the demo's unknown field, whose warning is by design."""
-    tasks = demo_tasks(1200)
-    for task in tasks:
-        task.pop("color_hint", None)
-    return tasks
+    """Demo tasks as the demo serves them: without a field the schema lacks, whose warning the
+    tests of that field want and a user following the docs must not see."""
+    return demo_tasks(1200, unknown_field=False)
 
 
 def path_outside(root: Path) -> str:
@@ -75,7 +76,8 @@ def path_outside(root: Path) -> str:
 def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
     clone = copy_repository(ROOT, tmp_path_factory.mktemp("clone"))
     with TogglServer(walk_tasks(), api_token=TOKEN) as toggl, private_postgres() as postgres:
-        for database in sorted(set(POSTGRES_DATABASE.findall(README))):
+        databases = {db for text in DOCUMENTS.values() for db in POSTGRES_DATABASE.findall(text)}
+        for database in sorted(databases):
             create_database(postgres, database)
         env = clean_environ(
             PATH=path_outside(ROOT),
@@ -95,10 +97,10 @@ def test_readme_section_runs_as_written(walk: Walk, section: str) -> None:
 
     done = run_section(blocks, walk.clone, walk.env, walk.stand_ins)
 
-    assert done.returncode == 0, f"README section {section!r} failed:\n{done.output[-8000:]}"
+    assert done.returncode == 0, f"Section {section!r} failed:\n{done.output[-8000:]}"
     trouble = [match.group(0) for match in TAP_TROUBLE.finditer(done.output)]
-    assert not trouble, f"README section {section!r}: the tap complained:\n" + "\n".join(trouble)
-    assert TOKEN not in done.output, f"README section {section!r} printed the token"
+    assert not trouble, f"Section {section!r}: the tap complained:\n" + "\n".join(trouble)
+    assert TOKEN not in done.output, f"Section {section!r} printed the token"
     assert not leaked_into_git(walk.clone, TOKEN), "a file git would commit holds the token"
 
 
@@ -146,24 +148,34 @@ def test_after_the_walk_the_users_settings_change_no_test(walk: Walk) -> None:
     assert re.search(r"^6 passed in ", done.stdout, re.MULTILINE), done.stdout[-2000:]
 
 
-def test_every_not_run_mark_says_why_and_stands_right_above_a_block() -> None:
+@pytest.mark.parametrize("document", list(DOCUMENTS))
+def test_every_not_run_mark_says_why_and_stands_right_above_a_block(document: str) -> None:
     """A mark the walk does not read as one (misspelt, no reason, above prose or a yaml block)
     would leave its block to be run, or be no mark at all."""
-    lines = README.splitlines()
+    lines = DOCUMENTS[document].splitlines()
     marks = [
         number
         for number, line in enumerate(lines)
         if line.startswith("<!--") and "not run" in line.lower()
     ]
-    assert marks, "the README marks no block as not run"
     for number in marks:
+        where = f"{document} line {number + 1}"
         mark = NOT_RUN.fullmatch(lines[number].strip())
-        assert mark, f"README line {number + 1}: write <!-- not run by CI: the reason -->"
-        assert mark.group("reason").strip(), f"README line {number + 1}: give the reason"
+        assert mark, f"{where}: write <!-- not run by CI: the reason -->"
+        assert mark.group("reason").strip(), f"{where}: give the reason"
         after = next(line for line in lines[number + 1 :] if line.strip())
-        assert after == "```sh", f"README line {number + 1}: put the mark right above a ```sh block"
-    marked = [block for block in readme_blocks(README) if block.not_run_because is not None]
-    assert len(marked) == len(marks)
+        assert after == "```sh", f"{where}: put the mark right above a ```sh block"
+    blocks = readme_blocks(DOCUMENTS[document], document)
+    assert len([block for block in blocks if block.not_run_because is not None]) == len(marks)
+
+
+def test_the_walk_reads_the_readme_and_every_doc() -> None:
+    in_docs = sorted(f"docs/{path.name}" for path in (ROOT / "docs").glob("*.md"))
+    assert in_docs, "docs/ holds no Markdown file"
+    assert next(iter(DOCUMENTS)) == "README.md"
+    assert sorted(DOCUMENTS) == sorted(["README.md", *in_docs])
+    walked = {block.document for blocks in SECTIONS.values() for block in blocks}
+    assert {"README.md", "docs/dbt.md", "docs/airflow-and-many-accounts.md"} <= walked
 
 
 def test_a_failing_command_fails_its_section(tmp_path: Path) -> None:

@@ -1,22 +1,37 @@
-"""Retries as users see them: how many attempts, how long each wait, one readable line per retry.
+"""Retries as users see them: how many attempts, how long each wait, one readable line per retry,
+and a long wait that says every minute how long is left.
 
 Waits are pinned through what the tap logs and what the server recorded, never by the wall
-clock: a test server answers `Retry-After: 0` where the wait itself is not under test.
+clock: a test server answers `Retry-After: 0` where the wait itself is not under test, and the
+long waits run in this process on a fake clock, so an hour's wait takes no time.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
+import logging
 import re
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
-from tap_toggl_tasks.errors import TogglQuotaExhausted, TogglRetryableError
-from tap_toggl_tasks.retrying import retry_waits
+from tap_toggl_tasks.errors import (
+    DEFAULT_API_URL,
+    TogglError,
+    TogglQuotaExhausted,
+    TogglRetryableError,
+    unreachable,
+)
+from tap_toggl_tasks.retrying import SPEAK_EVERY, duration, retry_waits
+from tap_toggl_tasks.streams import TasksStream
+from tap_toggl_tasks.tap import TapTogglTasks
 from tests.conftest import API_TOKEN, TapRun, about_json, config_for, run_tap
 from toggl_standin.demo_data import make_task
 from toggl_standin.server import Fault, TogglServer
@@ -227,3 +242,161 @@ def test_pacing_is_a_setting_users_see() -> None:
     assert setting["default"] == 1
     assert setting["minimum"] == 0
     assert re.search(r"at most one request a second", setting["description"])
+
+
+def test_an_unreachable_toggl_is_not_told_to_fix_its_own_address() -> None:
+    """With api_url at its default, comparing it with Toggl's would say `now X; Toggl's is X`."""
+    with pytest.raises(requests.ConnectionError) as refused:
+        requests.get(stopped_server_url(), timeout=5)
+
+    at_default = str(unreachable(refused.value, api_url=DEFAULT_API_URL, attempts=2))
+    elsewhere = str(unreachable(refused.value, api_url="https://toggl.example.com", attempts=2))
+
+    assert "Check api_url" not in at_default
+    assert at_default.endswith(
+        "(connection refused; 2 attempts). Check that this machine reaches that host (network, "
+        "proxy, firewall, DNS); then run again."
+    )
+    assert (
+        f"Check api_url (now https://toggl.example.com; Toggl's is {DEFAULT_API_URL})" in elsewhere
+    )
+
+
+@dataclass
+class FakeClock:
+    """The stream's clock and sleep: a sleep moves the clock on at once."""
+
+    now: float = 1000.0
+    sleeps: list[float] = field(default_factory=list)
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@dataclass
+class InProcessRun:
+    records: int
+    error: str | None  # the TogglError the sync ended with
+    log: list[tuple[str, str]]  # (level, message) of the tap's lines
+    sleeps: list[float]
+
+
+def sync_on_a_fake_clock(toggl: TogglServer, caplog: pytest.LogCaptureFixture) -> InProcessRun:
+    """One sync in this process, its waits on a fake clock; pacing off, as in the other tests."""
+    clock = FakeClock()
+    config: dict[str, Any] = config_for(toggl, page_size=10, request_interval_seconds=0)
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    error = None
+    with contextlib.redirect_stdout(out), caplog.at_level(logging.INFO):
+        tap = TapTogglTasks(config=config, parse_env_config=False)
+        stream = tap.streams["tasks"]
+        assert isinstance(stream, TasksStream)
+        stream.monotonic = clock.monotonic  # type: ignore[method-assign]
+        stream.sleep = clock.sleep  # type: ignore[method-assign]
+        try:
+            tap.sync_all()
+        except TogglError as stopped:
+            error = str(stopped)
+        out.flush()
+    records = out.buffer.getvalue().decode().count('"type":"RECORD","stream":"tasks"')
+    log = [(r.levelname, r.getMessage()) for r in caplog.records if r.name.startswith("tap-")]
+    return InProcessRun(records, error, log, clock.sleeps)
+
+
+def test_a_long_retry_after_says_every_minute_how_long_is_left_and_when_it_is_over(
+    server: TogglServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.script(None, Fault(status=503, headers={"Retry-After": "150"}))
+
+    run = sync_on_a_fake_clock(server, caplog)
+
+    assert run.error is None
+    assert run.records == 25
+    assert run.sleeps == [60, 60, 30]
+    retry_line = next(n for n, (_, message) in enumerate(run.log) if "Attempt 1 of 5" in message)
+    assert run.log[retry_line][0] == "WARNING"
+    assert run.log[retry_line][1].endswith("Attempt 1 of 5; waiting 150 s before the next.")
+    then = "then attempt 2 of 5."
+    assert run.log[retry_line + 1 : retry_line + 4] == [
+        (
+            "INFO",
+            f"Still waiting for the time Toggl asked for (Retry-After): 1 min 30 s left, {then}",
+        ),
+        ("INFO", f"Still waiting for the time Toggl asked for (Retry-After): 30 s left, {then}"),
+        (
+            "INFO",
+            "Waited 2 min 30 s for the time Toggl asked for (Retry-After); now attempt 2 of 5.",
+        ),
+    ]
+    # The failed request, retried as it was: no page skipped, none read twice.
+    assert server.requests[1].params == server.requests[2].params
+    assert [r.status for r in server.requests[1:3]] == [503, 200]
+
+
+def test_an_hour_of_used_up_quota_is_never_an_hour_of_silence(
+    server: TogglServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    quota = {"X-Toggl-Quota-Remaining": "0", "X-Toggl-Quota-Resets-In": "3599"}
+    server.script(None, Fault(status=402, body='"Quota exceeded"', headers=quota))
+
+    run = sync_on_a_fake_clock(server, caplog)
+
+    assert run.error is None
+    assert run.records == 25
+    assert run.sleeps == [SPEAK_EVERY] * 60
+    said = [message for _, message in run.log]
+    waiting = [message for message in said if message.startswith("Still waiting")]
+    assert len(waiting) == 59  # after each minute but the last
+    assert waiting[0] == (
+        "Still waiting for Toggl's hourly request quota to reset: 59 min left, then attempt 2 of 5."
+    )
+    assert waiting[-1].startswith("Still waiting for Toggl's hourly request quota to reset: 1 min ")
+    assert "Waited 60 min for Toggl's hourly request quota to reset; now attempt 2 of 5." in said
+    assert all(level == "INFO" for level, message in run.log if "quota" in message)
+
+
+def test_a_retry_after_longer_than_max_quota_wait_stops_instead_of_sleeping(
+    server: TogglServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.script(Fault(status=503, headers={"Retry-After": "86400"}))
+
+    run = sync_on_a_fake_clock(server, caplog)
+
+    assert run.sleeps == []
+    assert len(server.requests) == 1
+    assert run.error is not None
+    assert re.fullmatch(
+        r"Toggl had a server error \(HTTP 503 Service Unavailable, request id \w+: Internal "
+        r"Server Error\)\. Toggl asked the tap to wait 86400 s before trying again "
+        r"\(Retry-After\), longer than max_quota_wait_seconds \(3600\), so it stops instead\. "
+        r"Run again after \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: the state holds this sync's "
+        r"progress, so the next run resumes where this one stopped\.",
+        run.error,
+    ), run.error
+
+
+def test_a_short_backoff_says_nothing_more_than_its_retry_line(
+    server: TogglServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.script(Fault(status=503))  # no Retry-After: the first backoff, 2 s
+
+    run = sync_on_a_fake_clock(server, caplog)
+
+    assert run.records == 25
+    assert run.sleeps == [2]
+    assert not [m for _, m in run.log if m.startswith(("Still waiting", "Waited"))]
+
+
+def test_a_wait_left_is_said_in_whole_seconds_and_minutes() -> None:
+    assert [duration(s) for s in (0.5, 2.9999, 59.6, 60, 87.2, 3600)] == [
+        "0.5 s",
+        "3 s",
+        "1 min",
+        "1 min",
+        "1 min 27 s",
+        "60 min",
+    ]

@@ -96,8 +96,11 @@ _DEMO_NAMES = (
 _PROVIDERS = (("jira", "issue", "PROJ-"), ("asana", "task", "12040"), ("salesforce", "case", "500"))
 
 
-def demo_tasks(count: int, seed: int = 7) -> list[dict[str, Any]]:
-    """Varied tasks over the past two years, in every shape Toggl is known to send."""
+def demo_tasks(count: int, seed: int = 7, *, unknown_field: bool = True) -> list[dict[str, Any]]:
+    """Varied tasks over the past two years, in every shape Toggl is known to send.
+
+    With `unknown_field`, some carry a field no schema knows (`color_hint`), which the tap drops
+    with a warning: tests want it, the demo (`python -m toggl_standin`) does not show it."""
     rng = random.Random(seed)  # demo data, reproducible on purpose
     now = datetime.now(UTC)
     tasks = []
@@ -138,7 +141,7 @@ def demo_tasks(count: int, seed: int = 7) -> list[dict[str, Any]]:
                 integration_ext_id=f"{prefix}{rng.randrange(100, 9999)}",
                 external_reference=f"https://{provider}.example.com/{prefix}{task_id}",
             )
-        if rng.random() < 0.05:
+        if rng.random() < 0.05 and unknown_field:  # drawn either way: the same tasks follow
             task["color_hint"] = "x"  # a field no schema knows yet
         tasks.append(task)
     return tasks
