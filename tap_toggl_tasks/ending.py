@@ -103,37 +103,39 @@ def finish(
 ) -> Outcome:
     """The state after a pass whose pages (and snapshot, if it needed one) were all emitted.
 
-    When the reads disagree (the snapshot lacks tasks the pages listed, or has tasks the pages
-    missed that a second look does not confirm), the tasks read are loaded but nothing is
-    marked deleted, and the bookmark stays once, so the next run reads everything again.
+    A snapshot that lacks tasks the pages listed, with nothing to explain it, was cut short:
+    the pages may have missed tasks it lacks too, so the bookmark stays and the next run reads
+    again (once: cut at the same length twice is a cap of Toggl's, and the pages are trusted).
+    When the reads otherwise disagree, every task read is loaded but no listing is written.
     """
     if pass_.began is None:
         raise ValueError("a pass ends after Toggl answered")
     began = bookmark_form(pass_.began)
     listed = pass_.seen if snapshot is None else snapshot.ids
     doubt = None if snapshot is None else _doubt(pass_, snapshot)
-    capped = snapshot is not None and bool(unconfirmed(pass_, snapshot))
-    if doubt is not None and not (capped and state.doubted == len(listed)):
-        # Read again from the same bookmark. Only a snapshot cut at the same length twice in a
-        # row, where the pages read more, is trusted: Toggl caps those answers.
+    cut_short = snapshot is not None and bool(unconfirmed(pass_, snapshot))
+    warnings: list[str] = []
+    # (An empty answer is never taken for a cap: Toggl answers `null` by fault too.)
+    if cut_short and (not listed or state.doubted != len(listed)):
         warning = f"{doubt} Every task read was loaded; the next run reads them again."
-        doubted = len(listed) if capped else None
-        return Outcome(evolve(state, unfinished_sync=None, doubted=doubted), warnings=(warning,))
+        doubting = evolve(state, unfinished_sync=None, doubted=len(listed))
+        return Outcome(doubting, warnings=(warning,))
+    if cut_short:
+        warnings.append(
+            f"Toggl's answers without per_page stopped at {len(listed)} task(s) twice in a row: "
+            "it seems to cap them. The pages are trusted; no task is marked deleted."
+        )
     if pass_.full and not listed:
         # An empty answer is what a fault of Toggl's looks like too (two requests a run, while
         # the account has no task).
         note = "Toggl listed no task at all; the next run reads everything again to be sure."
         return Outcome(evolve(state, unfinished_sync=None), info=(note,))
-    warnings = []
-    if doubt is not None:
-        warnings.append(
-            f"Toggl's answers without per_page stopped at {len(listed)} task(s) twice in a row: "
-            "it seems to cap them. The pages are trusted; no task is marked deleted."
-        )
     listing = None
     listed_count = state.listed
-    if doubt or not (pass_.full and settings.lists_everything and not settings.start_date):
-        pass  # no listing: it would not hold every task, or the evidence is not there
+    if cut_short or not (pass_.full and settings.lists_everything and not settings.start_date):
+        pass  # no listing: it would not hold every task
+    elif doubt is not None:
+        warnings.append(f"{doubt} Every task read was loaded.")
     elif state.listed is not None and len(listed) < state.listed * SUSPECT_SHARE:
         warnings.append(
             f"Toggl now lists {len(listed)} task(s) where the last complete listing had "

@@ -189,8 +189,6 @@ class TasksSync:
                     changed += 1
                 else:
                     unchanged.add(task["id"])
-            elif ending.changed_during(pass_, task):
-                yield task  # a newer version than the pages had
         self.stream.logger.info(
             "Checked against Toggl's answer without per_page (%d %s, %d %s made): %s.",
             len(ids),

@@ -282,6 +282,4 @@ def read_snapshot(toggl: Toggl, pass_: Pass, settings: Settings,
                 changed += 1
             else:
                 unchanged.add(task["id"])
-        elif ending.changed_during(pass_, task):
-            emit(task, pass_)  # a newer version than the pages had
     return Snapshot(frozenset(ids), frozenset(unchanged), changed)
