@@ -67,7 +67,7 @@ class Unfinished(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     seen: list[str]
 
     def __post_init__(self) -> None:
-        _check_timestamp(self.began)
+        _check_timestamp(self.began, "began")
         for chunk in self.seen:
             _check_ids(chunk)
 
@@ -84,7 +84,7 @@ class TasksState(msgspec.Struct, frozen=True, omit_defaults=True):
 
     def __post_init__(self) -> None:
         if self.replication_key_value is not None:
-            _check_timestamp(self.replication_key_value)
+            _check_timestamp(self.replication_key_value, "replication_key_value")
 
 
 def decode(value: Any) -> TasksState:
@@ -95,7 +95,8 @@ def decode(value: Any) -> TasksState:
         raise StateError("The state's `tasks` bookmark is not an object.")
     value = {key: item for key, item in value.items() if key not in OLD_KEYS}
     unfinished = value.get("unfinished_sync")
-    if isinstance(unfinished, dict) and "joined_at" in unfinished.get("pager", {}):
+    pager = unfinished.get("pager") if isinstance(unfinished, dict) else None
+    if isinstance(pager, dict) and "joined_at" in pager:
         del value["unfinished_sync"]  # the older layout: its pass starts over from the bookmark
     try:
         return msgspec.convert(value, TasksState)
@@ -112,18 +113,18 @@ def encode(state: TasksState) -> dict[str, Any]:
     return value
 
 
-def _check_timestamp(value: str) -> None:
+def _check_timestamp(value: str, key: str) -> None:
     try:
         datetime.datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"{value!r} is not a timestamp") from None
+        raise ValueError(f"`{key}` {value!r} is not a timestamp") from None
 
 
 def _check_ids(chunk: str) -> None:
     try:
         zlib.decompress(base64.b64decode(chunk, validate=True)).decode().split(",")
     except (ValueError, zlib.error, binascii.Error):
-        raise ValueError(f"{chunk[:20]!r} is not a chunk of encoded task ids") from None
+        raise ValueError(f"`seen` chunk {chunk[:20]!r} is not encoded task ids") from None
 
 
 def problem(value: Any) -> str | None:
@@ -137,7 +138,7 @@ def problem(value: Any) -> str | None:
 
 def is_timestamp(value: Any) -> bool:
     try:
-        _check_timestamp(str(value))
+        _check_timestamp(str(value), "start_date")
     except ValueError:
         return False
     return True

@@ -6,6 +6,7 @@ the command per kind of input pins what users get: exit 1, one ERROR, nothing on
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,45 @@ from tap_toggl_tasks.tap import TapTogglTasks
 from tests.conftest import config_for, run_tap
 from toggl_standin.server import TogglServer
 
+# A day inside the window in which Toggl accepts `since`.
+RECENT = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=3)).date().isoformat()
+
+
+def test_a_state_of_the_previous_release_loads_and_resumes_from_its_bookmark(
+    server: TogglServer, tmp_path: Path
+) -> None:
+    old = {
+        "replication_key": "at",
+        "replication_key_value": f"{RECENT}T10:00:00.000000+00:00",
+        "filters": {"include_not_active": True, "include_hidden": True, "search": None},
+        "known_ids": "eNoz1DFEhwAirwN3",
+        "table_version": 1796205925000,
+        "unfinished_sync": {
+            "began": f"{RECENT}T11:00:00+00:00",
+            "since": None,
+            "pager": {
+                "offset": 9,
+                "joined_at": 0,
+                "anchors": [],
+                "stranded": None,
+                "stranded_at": 0,
+                "resume_at": None,
+                "step_backs": 0,
+                "gap": False,
+            },
+            "seen": [],
+            "gone": [],
+        },
+    }
+    run = run_tap(config_for(server), tmp_path, state={"bookmarks": {"tasks": old}})
+
+    assert run.returncode == 0, run.stderr
+    # the older layout's unfinished sync starts over, from the bookmark, which it never moved
+    assert server.requests[0].params["since"] == str(
+        int(datetime.datetime.fromisoformat(old["replication_key_value"]).timestamp()) - 60
+    )
+    assert "known_ids" not in run.final_state["bookmarks"]["tasks"]
+
 
 @pytest.mark.parametrize(
     ("state", "expected"),
@@ -26,23 +66,36 @@ from toggl_standin.server import TogglServer
         ({"bookmarks": {"tasks": ["at"]}}, "`tasks` bookmark is not an object"),
         (
             {"bookmarks": {"tasks": {"replication_key": "id", "replication_key_value": 7}}},
-            "bookmark is on 'id', not `at`",
+            "bookmarks.tasks.replication_key is not this tap's: Invalid enum value 'id'",
         ),
         (
             {"bookmarks": {"tasks": {"replication_key": "at", "replication_key_value": "soon"}}},
             "`replication_key_value` 'soon' is not a timestamp",
         ),
         (
-            {"bookmarks": {"tasks": {"known_ids": "1,2,3"}}},
-            "`known_ids` '1,2,3' is not encoded task ids",
+            {
+                "bookmarks": {
+                    "tasks": {
+                        "unfinished_sync": {
+                            "began": "2026-01-01T00:00:00+00:00",
+                            "since": None,
+                            "filters": {},
+                            "version": None,
+                            "pager": {},
+                            "seen": ["###"],
+                        }
+                    }
+                }
+            },
+            "`seen` chunk '###' is not encoded task ids",
         ),
         (
             {"bookmarks": {"tasks": {"filters": {"colour": "red"}}}},
-            "`filters` {'colour': 'red'} is not an object of filter settings",
+            "bookmarks.tasks.filters is not this tap's: Object contains unknown field `colour`",
         ),
         (
             {"bookmarks": {"tasks": {"unfinished_sync": {"began": "2026-01-01", "pager": 3}}}},
-            "unfinished_sync has no `filters`",
+            "bookmarks.tasks.unfinished_sync is not this tap's: Object missing required field",
         ),
     ],
     ids=[
@@ -51,7 +104,7 @@ from toggl_standin.server import TogglServer
         "not-an-object",
         "other-key",
         "not-a-timestamp",
-        "known-ids-not-encoded",
+        "seen-not-encoded",
         "filters-unknown",
         "unfinished-incomplete",
     ],

@@ -30,8 +30,8 @@ def test_a_task_deleted_before_a_full_refresh_reaches_the_warehouse_deleted(
 
     runs = (first, refresh, second, third)
     assert [run.returncode for run in runs] == [0, 0, 0, 0]
-    # One pass without `since` (plus the check of its short page): every live task.
-    assert refresh_requests == 2
+    # One pass without `since` (a page, the empty page after it, the whole list): every task.
+    assert refresh_requests == 3
     assert {r["id"] for r in refresh.records} == set(range(1, 11)) - {3}
     messages = [message for run in runs for message in run.messages]
     # A loader that honours ACTIVATE_VERSION (target-postgres) marks task 3's row deleted...
@@ -39,12 +39,13 @@ def test_a_task_deleted_before_a_full_refresh_reaches_the_warehouse_deleted(
     assert postgres.marked_deleted(3)
     assert postgres.rows[5]["name"] == "edited"
     assert {i for i in postgres.rows if not postgres.marked_deleted(i)} == set(range(1, 11)) - {3}
-    # (One that ignores it, target-duckdb, has only Toggl's own tombstone, which comes with a
-    # `since` pass only if the deletion falls within its lookback: the state the refresh
-    # dropped held the ids that would have marked it. The README says so.)
+    # ...and one that ignores it (target-duckdb) has the listing: stg_tasks' rule marks it.
+    duckdb = Warehouse(activate_version=False).load(messages)
+    assert duckdb.marked_deleted(3)
+    assert duckdb.rows[3]["name"] == "Task 3"  # marked, never erased
 
 
-def test_a_deletion_seen_by_a_pass_without_since_is_a_tombstone_from_the_known_ids(
+def test_a_deletion_seen_by_a_pass_without_since_marks_the_row_and_keeps_its_fields(
     tmp_path: Path,
 ) -> None:
     with TogglServer([make_task(i) for i in range(1, 11)]) as toggl:
@@ -55,8 +56,12 @@ def test_a_deletion_seen_by_a_pass_without_since_is_a_tombstone_from_the_known_i
         again = run_tap({**config, "include_not_active": True}, tmp_path, state=first.final_state)
 
     assert again.returncode == 0, again.stderr
-    assert "since" not in toggl.requests[-1].params
-    tombstone = next(r for r in again.records if r["id"] == 3)
-    assert tombstone["server_deleted_at"] == tombstone["at"] == again.bookmark
-    assert "1 task(s) loaded earlier are no longer listed by Toggl" in again.stderr
-    assert Warehouse(activate_version=False).load(first.messages + again.messages).marked_deleted(3)
+    assert not any("since" in r.params for r in toggl.requests[-3:])
+    assert 3 not in {r["id"] for r in again.records}  # no tombstone: nothing is erased
+    assert again.listings[0]["tasks_listed"] == 9
+    for activate_version in (True, False):
+        warehouse = Warehouse(activate_version=activate_version)
+        warehouse.load(first.messages + again.messages)
+        assert warehouse.marked_deleted(3)
+        assert warehouse.rows[3]["name"] == "Task 3"
+        assert {i for i in warehouse.rows if warehouse.marked_deleted(i)} == {3}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
-from tap_toggl_tasks.protocol import decode_ids
 from tap_toggl_tasks.settings import LOOKBACK_SECONDS
 from tests.conftest import config_for, run_tap
 from toggl_standin.demo_data import make_task
@@ -40,11 +39,11 @@ def test_first_run_bookmarks_when_it_began_by_toggls_clock(
         "replication_key_value",
         # what the bookmark covers: a change of these makes the next run sync everything
         "filters",
-        "known_ids",
         "table_version",
+        "listed",  # how many tasks the listing held (tasks_listings)
     }
     assert state["filters"] == {"include_not_active": True, "include_hidden": True, "search": None}
-    assert decode_ids(state["known_ids"]) == set(range(1, 26))
+    assert state["listed"] == 25
     assert "since" not in server.requests[0].params  # a first sync lists every task
 
 
@@ -59,7 +58,9 @@ def test_next_run_sends_since_and_gets_only_changes(server: TogglServer, tmp_pat
     second = run_tap(config_for(server), tmp_path, state=first.final_state)
 
     assert second.returncode == 0, second.stderr
-    assert server.requests[2].params["since"] == since_for(first.bookmark)
+    # the first sync's three requests (page, empty page, whole list), then the changes': a
+    # page of them, the empty page after it, and the whole list of changes
+    assert [r.params.get("since") for r in server.requests[3:]] == [since_for(first.bookmark)] * 3
     changed = {r["id"]: r for r in second.records}
     # since rounds down and looks back a minute: tasks of that minute come again
     again = {r["id"] for r in first.records if unix(r["at"]) >= int(since_for(first.bookmark))}
@@ -78,7 +79,7 @@ def test_a_run_with_nothing_new_costs_one_request(server: TogglServer, tmp_path:
     second = run_tap(config_for(server), tmp_path, state=first.final_state)
 
     assert second.returncode == 0, second.stderr
-    assert len(server.requests) == 3  # the first sync's two, then one
+    assert len(server.requests) == 3 + 1  # the first sync's three, then one
     assert second.records == []  # the fixture's tasks changed long before the lookback
     assert second.bookmark is not None
     assert first.bookmark is not None

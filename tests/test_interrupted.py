@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tap_toggl_tasks.protocol import UNFINISHED, decode_chunks
+from tap_toggl_tasks.values import decode_chunks
 from tests.conftest import API_TOKEN, config_for, run_tap
 from toggl_standin.demo_data import make_task
 from toggl_standin.server import Fault, TogglServer
@@ -22,6 +22,7 @@ def is_task(message: dict[str, Any]) -> bool:
     return bool(message["type"] == "RECORD" and message["stream"] == "tasks")
 
 
+UNFINISHED = "unfinished_sync"
 TASKS = 60
 EDITED = range(1, TASKS + 1, 2)
 
@@ -83,7 +84,8 @@ def test_a_resumed_run_brings_every_change_an_interrupted_one_missed(
         code, partial, stderr = run_until_killed(
             config, finished.final_state, tmp_path, after_lines=kill_after, sig=sig
         )
-        states = [m["value"] for m in partial if m["type"] == "STATE"]
+        # Killed before its first page's STATE, a run leaves none: the last state stands.
+        states = [m["value"] for m in partial if m["type"] == "STATE"] or [finished.final_state]
         resumed = run_tap(config, tmp_path, state=states[-1])
 
     if sig == signal.SIGTERM:
@@ -105,10 +107,10 @@ def test_a_resumed_run_brings_every_change_an_interrupted_one_missed(
     assert all(names.get(task_id) == f"edited {task_id}" for task_id in EDITED)
 
 
-# Page 1 brings edited tasks 1..19 (RECORDs 1-10), page 2, at offset 9, 21..37 (RECORDs 11-19).
+# Page 1 brings edited tasks 1..19 (RECORDs 1-10), page 2, at offset 10, 21..39 (RECORDs 11-20).
 @pytest.mark.parametrize(
     ("after_record", "resumed_from"),
-    [(5, "0"), (10, "0"), (11, "9"), (19, "9")],
+    [(5, "0"), (10, "0"), (11, "10"), (19, "10")],
     ids=["mid-page-1", "page-1-before-its-state", "page-2-first", "page-2-before-its-state"],
 )
 def test_sigterm_right_after_any_record_leaves_a_state_that_loses_nothing(
@@ -142,20 +144,18 @@ def test_sigterm_right_after_any_record_leaves_a_state_that_loses_nothing(
         states = [m["value"] for m in messages if m["type"] == "STATE"]
         first_resumed_request = len(toggl.requests)
         resumed = run_tap(config, tmp_path, state=states[-1])
-        resumed_offsets = [r.params["offset"] for r in toggl.requests[first_resumed_request:]]
+        resumed_offsets = [r.params.get("offset") for r in toggl.requests[first_resumed_request:]]
 
     assert interrupted.returncode == 128 + signal.SIGTERM, interrupted.stderr
     written = [m["record"]["id"] for m in messages if is_task(m)]
     assert written == list(EDITED)[:after_record]
-    # Every STATE claims only pages whose RECORDs all came before it...
+    # Every STATE claims only pages whose RECORDs all came before it.
     for position, message in enumerate(messages):
         if message["type"] == "STATE" and UNFINISHED in message["value"]["bookmarks"]["tasks"]:
-            anchors = message["value"]["bookmarks"]["tasks"][UNFINISHED]["pager"]["anchors"]
+            unfinished = message["value"]["bookmarks"]["tasks"][UNFINISHED]
             before = {m["record"]["id"] for m in messages[:position] if is_task(m)}
-            assert {task_id for task_id, _ in anchors} <= before
-    # ...while the last one already knows the id of every RECORD written, the cut page's too.
-    seen = states[-1]["bookmarks"]["tasks"][UNFINISHED]["seen"]
-    assert set(written) <= set(decode_chunks(seen))
+            assert set(decode_chunks(unfinished["seen"])) <= before
+            assert unfinished["pager"]["offset"] <= len(before)
     # ...so the resumed run reads again the page the signal cut, and every edit arrives.
     assert resumed.returncode == 0, resumed.stderr
     assert resumed_offsets[0] == resumed_from
@@ -178,36 +178,35 @@ def test_a_first_sync_killed_midway_resumes_and_still_learns_of_deletions(
         toggl.delete(1)
         first_resumed_request = len(toggl.requests)
         resumed = run_tap(config, tmp_path, state=partial_state(partial))
-        resumed_offsets = [r.params["offset"] for r in toggl.requests[first_resumed_request:]]
+        resumed_offsets = [r.params.get("offset") for r in toggl.requests[first_resumed_request:]]
         after = run_tap(config, tmp_path, state=resumed.final_state)
 
     assert code == -signal.SIGKILL
     unfinished = partial_state(partial)["bookmarks"]["tasks"][UNFINISHED]
-    # Killed after page 1 at the earliest (later on a slow machine): each later page starts on
-    # the last task of the page before, so the place to resume is 9, 18, ...
+    # Killed after page 1 at the earliest (later on a slow machine): pages are 10 tasks apart.
     resume_at = unfinished["pager"]["offset"]
-    assert resume_at >= 9
-    assert resume_at % 9 == 0
-    assert set(range(1, resume_at + 2)) <= loaded
+    assert resume_at >= 10
+    assert resume_at % 10 == 0
+    assert set(range(1, resume_at + 1)) <= loaded
     # The resumed run goes on from there, not from the start. Task 1's deletion shifted the
-    # list left (a pass without `since` lists no deleted task), so its first page misses the
-    # overlap task: one step back to the page before bridges it, then on, no page read twice.
+    # list left (a pass without `since` lists no deleted task), so the pages miss one task,
+    # which the answer without per_page brings; that answer lacks task 1, which a last answer
+    # (changes since the sync began) shows deleted: its record comes marked.
     assert resumed.returncode == 0, resumed.stderr
-    offsets = [int(offset) for offset in resumed_offsets]
-    assert offsets[:2] == [resume_at, resume_at - 9]
-    assert offsets[2:] == sorted(set(offsets[2:]))
-    assert offsets[2] > resume_at
+    paged = [int(offset) for offset in resumed_offsets if offset is not None]
+    assert paged[0] == resume_at
+    assert paged == sorted(set(paged))
     assert {r["id"] for r in resumed.records} >= set(range(resume_at + 2, TASKS + 1))
+    assert [r["id"] for r in resumed.records if r["server_deleted_at"] is not None] == [1]
     assert UNFINISHED not in resumed.final_state["bookmarks"]["tasks"]
-    # Its bookmark stops where the killed sync began, so the next run brings the deletion.
-    assert resumed.bookmark is not None
-    assert resumed.bookmark <= unfinished["began"]
+    assert resumed.bookmark == unfinished["began"]
+    assert resumed.listings[0]["tasks_listed"] == TASKS - 1
     assert after.returncode == 0, after.stderr
-    assert [r["id"] for r in after.records if r["server_deleted_at"] is not None] == [1]
 
 
 def test_a_first_sync_bigger_than_the_quota_finishes_over_several_runs(tmp_path: Path) -> None:
-    # 10 tasks, 2 a page: pages at offsets 0 to 9, ten requests; the quota allows 3 an hour.
+    # 10 tasks, 2 a page: pages at offsets 0 to 10 (the last empty), then the answer without
+    # per_page: seven requests; the quota allows 3 an hour.
     with TogglServer([make_task(i) for i in range(1, 11)], api_token=API_TOKEN, quota=3) as toggl:
         config = config_for(toggl, page_size=2, max_quota_wait_seconds=0)
         state: dict[str, Any] = {}
@@ -219,12 +218,12 @@ def test_a_first_sync_bigger_than_the_quota_finishes_over_several_runs(tmp_path:
             state = run.final_state
             if run.returncode == 0:
                 break
-        offsets = [r.params["offset"] for r in toggl.requests if r.status == 200]
+        offsets = [r.params.get("offset") for r in toggl.requests if r.status == 200]
 
-    assert [run.returncode for run in runs] == [1, 1, 1, 0]
-    assert all("quota for this user is used up" in run.error for run in runs[:3])
+    assert [run.returncode for run in runs] == [1, 1, 0]
+    assert all("quota for this user is used up" in run.error for run in runs[:2])
     # every page read once, in order, across the runs
-    assert offsets == [str(offset) for offset in range(10)]
+    assert offsets == ["0", "2", "4", "6", "8", "10", None]
     loaded = [r["id"] for run in runs for r in run.records]
     assert sorted(loaded) == list(range(1, 11))
     assert UNFINISHED not in state["bookmarks"]["tasks"]

@@ -168,7 +168,7 @@ def test_a_normal_sync_ends_without_misleading_sdk_lines(
     run = run_tap(quiet_config(server), tmp_path)
 
     assert run.returncode == 0, run.stderr
-    assert len(server.requests) == 2  # the page, and the check that its short end is the end
+    assert len(server.requests) == 3  # the page, the empty page after it, the whole list
     assert "Pagination stopped after" not in run.stderr  # the SDK's "after 1 pages"
     assert "| WARNING " not in run.stderr
     assert run.errors == []
