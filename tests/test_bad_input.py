@@ -95,7 +95,7 @@ def test_a_state_of_the_previous_release_loads_and_resumes_from_its_bookmark(
         ),
         (
             {"bookmarks": {"tasks": {"unfinished_sync": {"began": "2026-01-01", "pager": 3}}}},
-            "bookmarks.tasks.unfinished_sync is not this tap's: Object missing required field",
+            "bookmarks.tasks.unfinished_sync.pager is not this tap's: Expected `object`, got `int`",
         ),
     ],
     ids=[

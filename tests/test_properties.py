@@ -30,7 +30,7 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tap_toggl_tasks.protocol import MAX_STEP_BACKS
+from tap_toggl_tasks.protocol import REPEATS_LIMIT
 from tests.in_process import last_state, sync
 from tests.warehouse import Warehouse, as_emitted
 from toggl_standin.demo_data import make_task
@@ -259,15 +259,16 @@ def assert_within_request_bound(
     *,
     second_pass: bool = False,
 ) -> None:
-    """Pages of (Toggl's page size - 1) new tasks; two more: the one that repeats the last row,
-    and one after a short page; one per step back; one per scripted fault or change (a retry,
-    or a shift the pager must step back from); one refused for the quota; and all of it again
-    when a 400 makes the tap read the pass again without `since`."""
+    """Pages of Toggl's page size; the empty page that ends them, or full pages with nothing
+    new (a shift); three answers without per_page at most (the whole list, the changes that
+    explain what it lacks, the second look); one per scripted fault or change; one refused
+    for the quota; and all of it again when a 400 makes the tap read the pass again without
+    `since`."""
     made = len(server.requests) - before
     tasks = len(server.tasks)
     honoured = page_size if cap is None else min(page_size, cap)
-    pages = math.ceil(max(tasks - 1, 0) / (honoured - 1)) + 2
-    bound = pages + MAX_STEP_BACKS + scripted + 1
+    pages = math.ceil(tasks / honoured) + REPEATS_LIMIT
+    bound = pages + 3 + scripted + 1
     assert made <= (2 * bound if second_pass else bound)
 
 
