@@ -28,13 +28,8 @@ from singer_sdk import RESTStream
 from singer_sdk.exceptions import RetriableAPIError
 from typing_extensions import override
 
-from tap_toggl_tasks.errors import (
-    TogglQuotaExhausted,
-    failure,
-    gave_up,
-    unreachable,
-    unreachable_reason,
-)
+from tap_toggl_tasks.connection import failure, gave_up, unreachable, unreachable_reason
+from tap_toggl_tasks.errors import TogglQuotaExhausted
 
 MAX_ATTEMPTS = 5
 UNREACHABLE_ATTEMPTS = 2  # for a host that refuses connections or does not exist

@@ -8,14 +8,10 @@ asks for and what it trusts is `protocol.py`'s; `sync.py` carries it out through
 from __future__ import annotations
 
 import datetime
-import decimal
 import functools
-import itertools
 from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
-import ijson
-import msgspec
 import requests
 from singer_sdk import RESTStream, Stream, Tap
 from singer_sdk.authenticators import BasicAuthenticator
@@ -23,22 +19,16 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
+from tap_toggl_tasks import bodies
 from tap_toggl_tasks.conformance import FlatConformer
 from tap_toggl_tasks.errors import (
-    MAX_BODY_CHARS,
     TogglError,
-    TogglRetryableError,
-    describe,
     error_for,
 )
-from tap_toggl_tasks.errors import unexpected_body as not_tasks
 from tap_toggl_tasks.retrying import TogglRetries
 from tap_toggl_tasks.schema import LISTING_SCHEMA, TASK_SCHEMA, TIMESTAMP_FIELDS
 from tap_toggl_tasks.sync import TasksSync
 from tap_toggl_tasks.values import BadTask, Task, bookmark_form, task_time
-
-# Floats become Decimal so that `rate` keeps its exact value on the way to the warehouse.
-_decoder = msgspec.json.Decoder(float_hook=decimal.Decimal)
 
 
 class TasksStream(TogglRetries, RESTStream[None]):
@@ -128,49 +118,15 @@ class TasksStream(TogglRetries, RESTStream[None]):
 
     @override
     def parse_response(self, response: requests.Response) -> list[Task]:
-        """The tasks of a page. Toggl sends a bare array, `null` for none; some clients have
-        seen `{"items": [...]}` or `{"data": [...]}`: all are accepted."""
-        try:
-            body = _decoder.decode(response.content)
-        except msgspec.DecodeError as exc:
-            # A cut-off or garbled body is usually a network hiccup: worth another try.
-            raise TogglRetryableError(
-                f"Toggl answered {describe(response)} with a body that is not JSON ({exc}).",
-                response,
-            ) from exc
-        return _tasks_of(response, body)
+        return bodies.page_tasks(response)
 
     def snapshot(self, params: dict[str, Any]) -> Iterator[Task]:
         """Every task of one answer without `per_page`, parsed as it arrives (memory flat)."""
         response: requests.Response = self.request_decorator(self.send)(params, stream=True)
         if response.status_code == 400:
             raise error_for(response, max_quota_wait=0)
-        chunks = response.iter_content(chunk_size=1 << 16)
-        head = b""
-        for chunk in chunks:
-            head += chunk
-            if head.strip():
-                break
-        shape = head.lstrip()[:1]  # the first character tells the body's shape
         try:
-            if shape == b"[":
-                found = ijson.sendable_list()
-                parser = ijson.items_coro(found, "item", use_float=False)
-                for chunk in itertools.chain([head], chunks):
-                    parser.send(chunk)
-                    yield from found
-                    del found[:]
-                parser.close()
-                yield from found
-            elif shape == b"{":  # a wrapper: rare, so read whole
-                yield from _tasks_of(response, _decoder.decode(head + b"".join(chunks)))
-            elif shape not in (b"n", b""):  # `null`: no task
-                raise not_tasks(response, head[:MAX_BODY_CHARS].decode(errors="replace"))
-        except (ijson.JSONError, msgspec.DecodeError) as exc:
-            raise TogglRetryableError(
-                f"Toggl's answer without per_page ({describe(response)}) broke off or is not "
-                f"JSON ({exc}); the next run reads it again."
-            ) from exc
+            yield from bodies.streamed_tasks(response)
         finally:
             response.close()
 
@@ -214,15 +170,6 @@ class ListingsStream(Stream):
     def get_records(self, context: Context | None) -> Iterable[Task]:
         if self.tasks.listing is not None:
             yield self.tasks.listing
-
-
-def _tasks_of(response: requests.Response, body: Any) -> list[Task]:
-    if body is None:
-        return []
-    tasks = body.get("items", body.get("data")) if isinstance(body, dict) else body
-    if not isinstance(tasks, list) or not all(isinstance(task, dict) for task in tasks):
-        raise not_tasks(response, body)
-    return tasks
 
 
 def utc_timestamp(row: Task, field: str) -> str:

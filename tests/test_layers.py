@@ -11,7 +11,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tap_toggl_tasks"
 # Lowest first. A new module goes where what it imports allows, and is named here.
 LAYERS = [
     {"errors", "schema", "sdk_internals", "state", "values"},
-    {"conformance", "protocol", "retrying"},
+    {"bodies", "conformance", "connection", "protocol"},
+    {"retrying"},
     {"ending", "settings"},
     {"sync"},
     {"streams"},

@@ -22,12 +22,12 @@ from typing import Any
 import pytest
 import requests
 
+from tap_toggl_tasks.connection import unreachable
 from tap_toggl_tasks.errors import (
     DEFAULT_API_URL,
     TogglError,
     TogglQuotaExhausted,
     TogglRetryableError,
-    unreachable,
 )
 from tap_toggl_tasks.retrying import SPEAK_EVERY, duration, retry_waits
 from tap_toggl_tasks.streams import TasksStream
