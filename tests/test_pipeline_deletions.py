@@ -25,9 +25,6 @@ Days pass for the whole pipeline: the stand-in's clock by its `clock_offset`, th
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from tests.faketime import later
+from tests.faketime import meltano_later
 from tests.pipelines.changes import requests_since
 from tests.pipelines.meltano import API_TOKEN, Meltano, meltano_project
 from tests.pipelines.plugins import install_plugins
@@ -45,7 +42,6 @@ from tests.pipelines.postgres import (
     postgres_fixture,  # noqa: F401 - the `postgres` fixture
     sqlalchemy_url,
 )
-from tests.pipelines.project import MELTANO_BIN
 from tests.pipelines.warehouse import assert_mart_matches, duckdb_rows, postgres_rows
 from toggl_standin.demo_data import format_at, make_task, parse_at
 from toggl_standin.server import SINCE_WINDOW, TogglServer
@@ -60,8 +56,6 @@ DELETED_BEFORE_REFRESH = 13  # open until deleted
 DELETED_ON = timedelta(days=20)
 RENAMED_ON = timedelta(days=99)
 PAUSE = timedelta(days=100)
-# A run takes about 20 s; one that hangs under libfaketime fails well before Meltano's 600 s.
-RUN_TIMEOUT = 300
 # What a deleted task must keep, in stg_tasks and in the loader's own table.
 KEPT = ("task_name", "project_name", "hours_tracked")
 SELECT_STAGING = (
@@ -81,34 +75,6 @@ def recent_tasks() -> list[dict[str, Any]]:
         make_task(i, active=i % 5 != 0, at=format_at(now - timedelta(days=TASKS - i + 1)))
         for i in range(1, TASKS + 1)
     ]
-
-
-def run_later(meltano: Meltano, ahead: timedelta, *args: str) -> subprocess.CompletedProcess[str]:
-    """`meltano ARGS` with the host's clock `ahead` for Meltano and every plugin it starts."""
-    command = later(ahead, [str(MELTANO_BIN / "meltano"), *args])
-    # In a session of its own, so that a timeout ends Meltano's plugins as well.
-    with subprocess.Popen(
-        command,
-        cwd=meltano.cwd,
-        env=meltano.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    ) as process:
-        try:
-            stdout, stderr = process.communicate(timeout=RUN_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            stdout, stderr = process.communicate()
-            assert API_TOKEN not in stdout + stderr, "an API token reached Meltano's output"
-            pytest.fail(
-                f"meltano {' '.join(args)} under faketime did not finish in {RUN_TIMEOUT} s (a "
-                f"timed lock wait never returns under libfaketime: tests/faketime.py):\n"
-                f"{(stdout + stderr)[-6000:]}"
-            )
-    assert API_TOKEN not in stdout + stderr, "an API token reached Meltano's output"
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def expected_staging(toggl: TogglServer) -> dict[int, dict[str, Any]]:
@@ -188,7 +154,7 @@ def deleted_during_a_long_pause_shows_deleted(
     toggl.clock_offset = PAUSE
     before = len(toggl.requests)
 
-    done = run_later(meltano, PAUSE, "run", warehouse.job)
+    done = meltano_later(meltano, PAUSE, "run", warehouse.job)
 
     # Checked before the run's outcome: it shows whether the tap saw the clock 100 days on.
     sent = requests_since(toggl, before)
