@@ -7,7 +7,7 @@ records/s, requests, peak RSS and wall time of both, their ratio, and how long `
 next to a minimal SDK tap.
 
     .venv/bin/python -m benchmarks.run                       # 1k, 10k and 100k tasks, 3 runs each
-    .venv/bin/python -m benchmarks.run --sizes 10000 --repeat 5
+    .venv/bin/python -m benchmarks.run --sizes 10000 100000 --repeat 5
 """
 
 from __future__ import annotations
@@ -28,13 +28,14 @@ from typing import Any
 from typing_extensions import override
 
 from tap_toggl_tasks.schema import TOGGL_FIELDS
+from tap_toggl_tasks.settings import DEFAULT_PAGE_SIZE
 from toggl_standin.demo_data import demo_tasks
 from toggl_standin.server import TogglServer, _Response
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 API_TOKEN = "bench-token"
-PAGE_SIZE = 1000  # the tap's default; the baseline asks for the same
+PAGE_SIZE = DEFAULT_PAGE_SIZE  # the tap's default; the baseline asks for the same
 
 
 class PagedTogglServer(TogglServer):
@@ -147,6 +148,11 @@ def bench_size(size: int, repeat: int, workdir: Path) -> tuple[list[Run], list[R
             raise RuntimeError(f"{size} tasks: the tap and the baseline wrote different records")
         if taps[-1].records != size:
             raise RuntimeError(f"{size} tasks: the tap wrote {taps[-1].records} records")
+        if taps[-1].requests != baselines[-1].requests:
+            raise RuntimeError(
+                f"{size} tasks: the tap sent {taps[-1].requests} requests, the baseline "
+                f"{baselines[-1].requests}: they no longer do the same work"
+            )
     return taps, baselines
 
 
@@ -182,11 +188,13 @@ def mib(size: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated task counts")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[1000, 10000, 100000], help="task counts"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs of each, per size")
     parser.add_argument("--about-repeat", type=int, default=11, help="runs of each --about")
     args = parser.parse_args(argv)
-    sizes = [int(size) for size in args.sizes.split(",")]
+    sizes: list[int] = args.sizes
 
     print(f"Machine: {machine()}")
     print(f"Median of {args.repeat} runs each; peak RSS is the largest; page size {PAGE_SIZE}.\n")

@@ -26,13 +26,19 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
 
+from tests.pipelines.meltano import API_TOKEN, Meltano
+from tests.pipelines.project import MELTANO_BIN
+
 PACKAGE = "faketime"
+# A run takes about 20 s; one that hangs under libfaketime fails well before Meltano's 600 s.
+RUN_TIMEOUT = 300
 
 
 @functools.cache
@@ -68,3 +74,34 @@ def later(ahead: timedelta, command: Sequence[str]) -> list[str]:
     # libfaketime's relative offsets: seconds, or days with a `d` (which reads better in a log).
     offset = f"{seconds // 86_400:+d}d" if seconds % 86_400 == 0 else f"{seconds:+d}"
     return [faketime_program(), "-f", offset, *command]
+
+
+def meltano_later(
+    meltano: Meltano, ahead: timedelta, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`meltano ARGS` with the host's clock `ahead` for Meltano and every plugin it starts,
+    whatever its exit code; the test fails if it hangs, or if the API token reaches its output."""
+    command = later(ahead, [str(MELTANO_BIN / "meltano"), *args])
+    # In a session of its own, so that a timeout ends Meltano's plugins as well.
+    with subprocess.Popen(
+        command,
+        cwd=meltano.cwd,
+        env=meltano.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            assert API_TOKEN not in stdout + stderr, "an API token reached Meltano's output"
+            pytest.fail(
+                f"meltano {' '.join(args)} under faketime did not finish in {RUN_TIMEOUT} s (a "
+                f"timed lock wait never returns under libfaketime: see this module):\n"
+                f"{(stdout + stderr)[-6000:]}"
+            )
+    assert API_TOKEN not in stdout + stderr, "an API token reached Meltano's output"
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)

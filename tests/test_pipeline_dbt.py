@@ -20,14 +20,11 @@ from tests.pipelines.postgres import (
     sqlalchemy_url,
 )
 from tests.pipelines.project import shipped_project
-from tests.pipelines.warehouse import duckdb_rows, postgres_rows
-from tests.project_hours import expected_project_hours
+from tests.pipelines.warehouse import assert_mart_matches, duckdb_rows, postgres_rows
 from toggl_standin.demo_data import demo_tasks, make_task
 from toggl_standin.server import TogglServer
 
 SELECT_MART = "select * from toggl_analytics.project_hours"
-COUNTS = ("open_tasks", "done_tasks", "tasks")
-HOURS = ("hours_tracked", "hours_estimated")
 # The module runs start to end on one pytest-xdist worker (--dist loadgroup), with its fixtures.
 pytestmark = pytest.mark.xdist_group(__name__)
 
@@ -50,21 +47,6 @@ def yaml_plugins() -> dict[str, str]:
         for plugins in shipped_project()["plugins"].values()
         for plugin in plugins
     }
-
-
-def assert_mart_matches(rows: list[dict[str, Any]], tasks: Mapping[int, dict[str, Any]]) -> None:
-    expected = expected_project_hours(tasks)
-    landed = {row["project_id"]: row for row in rows}
-    assert len(landed) == len(rows), "a project has more than one row"
-    assert sorted(landed) == sorted(expected), "the mart and the server know different projects"
-    for project_id, want in expected.items():
-        row = landed[project_id]
-        for name in ("workspace_id", "project_name", "client_name", *COUNTS):
-            assert row[name] == want[name], f"project {project_id}: {name} differs"
-        for name in HOURS:
-            assert float(row[name]) == pytest.approx(want[name], rel=1e-9), (
-                f"project {project_id}: {name} differs"
-            )
 
 
 def postgres_execute(url: str, sql: str) -> None:

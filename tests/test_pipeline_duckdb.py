@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tap_toggl_tasks.settings import DEFAULT_PAGE_SIZE
 from tests.pipelines.changes import requests_since, run_after_changes
 from tests.pipelines.meltano import API_TOKEN, meltano_project
 from tests.pipelines.plugins import install_plugins
@@ -29,8 +30,15 @@ def test_every_task_lands_once_and_a_second_run_brings_only_the_changes(tmp_path
 
         assert_warehouse_matches(duckdb_rows(warehouse), toggl.tasks)
         first_run = requests_since(toggl, 0)
-        assert len(first_run) == 2, "1506 tasks are two pages of 1000"
         assert {params.get("since") for params in first_run} == {None}  # a first sync: all
+        # Pages until one brings nothing new (the empty one after the last task), then the
+        # whole list in one answer without per_page: the evidence deletions are judged on.
+        page = str(DEFAULT_PAGE_SIZE)
+        offsets = [*range(0, len(tasks), DEFAULT_PAGE_SIZE), len(tasks)]
+        assert [(params.get("per_page"), params.get("offset")) for params in first_run] == [
+            *((page, str(offset)) for offset in offsets),
+            (None, None),
+        ]
         bookmark = meltano.bookmark(STATE_ID)
 
         run_after_changes(meltano, toggl, bookmark, "target-duckdb")

@@ -1,4 +1,5 @@
-"""What a server's tasks must become in a warehouse, and the warehouses read back."""
+"""What a server's tasks must become in a warehouse (the loader's table, the project_hours mart),
+and the warehouses read back."""
 
 from __future__ import annotations
 
@@ -9,10 +10,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tap_toggl_tasks.schema import TIMESTAMP_FIELDS, TOGGL_FIELDS
+from tests.project_hours import expected_project_hours
 from toggl_standin.demo_data import make_task, parse_at
 
 TASK_FIELDS = TOGGL_FIELDS
+MART_COUNTS = ("open_tasks", "done_tasks", "tasks")
+MART_HOURS = ("hours_tracked", "hours_estimated")
 
 
 def awkward_tasks() -> list[dict[str, Any]]:
@@ -86,3 +92,19 @@ def postgres_rows(url: str, sql: str = "select * from toggl.tasks") -> list[dict
 
     with psycopg.connect(url, row_factory=dict_row) as db:
         return db.execute(sql).fetchall()
+
+
+def assert_mart_matches(rows: list[dict[str, Any]], tasks: Mapping[int, dict[str, Any]]) -> None:
+    """project_hours' rows are what the server's tasks sum to (deleted tasks left out)."""
+    expected = expected_project_hours(tasks)
+    landed = {row["project_id"]: row for row in rows}
+    assert len(landed) == len(rows), "a project has more than one row"
+    assert sorted(landed) == sorted(expected), "the mart and the server know different projects"
+    for project_id, want in expected.items():
+        row = landed[project_id]
+        for name in ("workspace_id", "project_name", "client_name", *MART_COUNTS):
+            assert row[name] == want[name], f"project {project_id}: {name} differs"
+        for name in MART_HOURS:
+            assert float(row[name]) == pytest.approx(want[name], rel=1e-9), (
+                f"project {project_id}: {name} differs"
+            )
