@@ -142,6 +142,10 @@ class TasksStream(TogglRetries, RESTStream[None]):
                 row[field] = utc_timestamp(row, field)
         if isinstance(permissions := row.get("permissions"), str):
             row["permissions"] = [permissions]  # 2024's API sent one string, 2026's a list
+        return self.conform(row)
+
+    def conform(self, row: Task) -> Task:
+        """The record as the SDK's conformance would make it (see TYPE_CONFORMANCE_LEVEL)."""
         return self._conformer.conform(row)
 
     @functools.cached_property

@@ -25,9 +25,10 @@ RECENT = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=3)).date
 def test_a_state_of_the_previous_release_loads_and_resumes_from_its_bookmark(
     server: TogglServer, tmp_path: Path
 ) -> None:
-    old = {
+    bookmark = f"{RECENT}T10:00:00.000000+00:00"
+    old: dict[str, Any] = {
         "replication_key": "at",
-        "replication_key_value": f"{RECENT}T10:00:00.000000+00:00",
+        "replication_key_value": bookmark,
         "filters": {"include_not_active": True, "include_hidden": True, "search": None},
         "known_ids": "eNoz1DFEhwAirwN3",
         "table_version": 1796205925000,
@@ -53,7 +54,7 @@ def test_a_state_of_the_previous_release_loads_and_resumes_from_its_bookmark(
     assert run.returncode == 0, run.stderr
     # the older layout's unfinished sync starts over, from the bookmark, which it never moved
     assert server.requests[0].params["since"] == str(
-        int(datetime.datetime.fromisoformat(old["replication_key_value"]).timestamp()) - 60
+        int(datetime.datetime.fromisoformat(bookmark).timestamp()) - 60
     )
     assert "known_ids" not in run.final_state["bookmarks"]["tasks"]
 

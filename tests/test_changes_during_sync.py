@@ -13,7 +13,7 @@ def ids_of(run: TapRun) -> list[int]:
     return sorted(r["id"] for r in run.records)
 
 
-def offsets(server: TogglServer) -> list[str]:
+def offsets(server: TogglServer) -> list[str | None]:
     return [r.params.get("offset") for r in server.requests]
 
 

@@ -9,6 +9,7 @@ seconds; tests/test_sync*.py check the glue around it with the tap as a process.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -74,14 +75,20 @@ chains = st.fixed_dictionaries(
 def first_tasks(count: int) -> dict[int, dict[str, Any]]:
     # A few share a minute (ties, when ordered by minute), names repeat (order by name).
     return {
-        i: {"id": i, "name": f"task {i % 7}", "active": i % 4 != 0,
-            "at": T0 + timedelta(seconds=20 * (i // 3)), "deleted": None}
+        i: {
+            "id": i,
+            "name": f"task {i % 7}",
+            "active": i % 4 != 0,
+            "at": T0 + timedelta(seconds=20 * (i // 3)),
+            "deleted": None,
+        }
         for i in range(1, count + 1)
     }
 
 
-def check_after(run: Run, toggl: Toggl, messages: list[dict[str, Any]], step_settings: Any,
-                host_now: datetime) -> None:
+def check_after(
+    run: Run, toggl: Toggl, messages: list[dict[str, Any]], step_settings: Any, host_now: datetime
+) -> None:
     for warehouse in (Warehouse(activate_version=True), Warehouse(activate_version=False)):
         warehouse.load(messages)
         for task_id in toggl.live():
@@ -99,7 +106,9 @@ def check_after(run: Run, toggl: Toggl, messages: list[dict[str, Any]], step_set
             row = warehouse.rows.get(task_id)
             assert row is not None, f"task {task_id} missing beyond the next run's reach"
             assert (row["name"], row["active"], parse_at(row["at"])) == (
-                task["name"], task["active"], task["at"]
+                task["name"],
+                task["active"],
+                task["at"],
             ), f"task {task_id} stale beyond the next run's reach"
 
 
@@ -117,26 +126,32 @@ def check_equal(toggl: Toggl, messages: list[dict[str, Any]]) -> None:
             assert row is not None, f"task {task_id} missing"
             assert not warehouse.marked_deleted(task_id)
             assert (row["name"], row["active"], parse_at(row["at"])) == (
-                task["name"], task["active"], task["at"]
+                task["name"],
+                task["active"],
+                task["at"],
             ), f"task {task_id} stale"
 
 
 def run_chain(chain: dict[str, Any]) -> None:
-    toggl = Toggl(first_tasks(chain["tasks"]), order=chain["order"],
-                  time_format=chain["time_format"], old_since=chain["old_since"])
+    toggl = Toggl(
+        first_tasks(chain["tasks"]),
+        order=chain["order"],
+        time_format=chain["time_format"],
+        old_since=chain["old_since"],
+    )
     toggl.tick(3600)  # the tasks were made an hour before the first run
     host = timedelta(seconds=chain["host_offset"])
     state = TasksState()
     messages: list[dict[str, Any]] = []
     first_answer_empty = False
-    for step in chain["steps"]:
+    for drawn in chain["steps"]:
         # One wrong empty answer to a run's first request is re-read by the next run (its
         # `since` reaches back a run); the same fault on the next run too is out of the model.
-        faults = list(step.faults)
+        faults = list(drawn.faults)
         if faults and faults[0] is not None and faults[0].empty and first_answer_empty:
             faults[0] = dataclasses.replace(faults[0], empty=False)
         first_answer_empty = bool(faults and faults[0] is not None and faults[0].empty)
-        step = dataclasses.replace(step, faults=faults)
+        step = dataclasses.replace(drawn, faults=faults)
         toggl.now += timedelta(days=step.days)
         for position, kind in enumerate(step.before):
             toggl.change(kind, position)
@@ -149,8 +164,9 @@ def run_chain(chain: dict[str, Any]) -> None:
         cut = None if faulty else step.snapshot_cap
         toggl.faults, toggl.stop_at, toggl.snapshot_cap = step.faults, step.stop_at, cut
         run_settings = settings_for(step.include_not_active, chain["page_size"])
-        run = drive(toggl, TasksState() if step.stateless else state, run_settings,
-                    toggl.now + host)
+        run = drive(
+            toggl, TasksState() if step.stateless else state, run_settings, toggl.now + host
+        )
         messages += run.messages
         state = run.state
         check_after(run, toggl, messages, run_settings, toggl.now + host)
@@ -168,10 +184,22 @@ def run_chain(chain: dict[str, Any]) -> None:
     check_equal(toggl, messages)
 
 
-@settings(max_examples=int(__import__("os").environ.get("MODEL_EXAMPLES", "3000")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# MODEL_EXAMPLES=40000 searches longer; CI's profile (tests/conftest.py) draws the same ones.
+EXAMPLES = int(os.environ.get("MODEL_EXAMPLES", "3000"))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(chains)
-@example({"tasks": 25, "page_size": 5, "order": "id", "time_format": "Z", "old_since": "refuse",
-          "host_offset": 0,
-          "steps": [Step(), Step(days=100, faults=[Fault(empty=True)])]})  # one empty answer
+@example(
+    {
+        "tasks": 25,
+        "page_size": 5,
+        "order": "id",
+        "time_format": "Z",
+        "old_since": "refuse",
+        "host_offset": 0,
+        "steps": [Step(), Step(days=100, faults=[Fault(empty=True)])],
+    }
+)  # one empty answer
 def test_after_every_run_nothing_is_lost_or_falsely_deleted(chain: dict[str, Any]) -> None:
     run_chain(chain)

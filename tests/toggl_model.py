@@ -70,8 +70,13 @@ class Toggl:
         live = sorted(i for i, t in self.tasks.items() if not t["deleted"])
         if kind == "insert" or not live:
             self.next_id += 1
-            self.tasks[self.next_id] = {"id": self.next_id, "name": f"new {self.next_id}",
-                                        "active": True, "at": self.now, "deleted": None}
+            self.tasks[self.next_id] = {
+                "id": self.next_id,
+                "name": f"new {self.next_id}",
+                "active": True,
+                "at": self.now,
+                "deleted": None,
+            }
             return
         task = self.tasks[live[which % len(live)]]
         task["at"] = self.now
@@ -160,7 +165,6 @@ class Toggl:
         return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-
 # -- one run: the protocol driven as sync.py drives it ------------------------------------------
 
 
@@ -188,8 +192,14 @@ def drive(toggl: Toggl, state: TasksState, settings: Settings, host_now: datetim
     params_base = {"include_not_active": str(settings.filters.include_not_active).lower()}
 
     def emit(task: dict[str, Any], pass_: Pass) -> None:
-        messages.append({"type": "RECORD", "stream": "tasks", "version": pass_.version,
-                         "record": {**task, "_sdc_table_version": pass_.version}})
+        messages.append(
+            {
+                "type": "RECORD",
+                "stream": "tasks",
+                "version": pass_.version,
+                "record": {**task, "_sdc_table_version": pass_.version},
+            }
+        )
 
     def request(pass_: Pass, paged: bool, since: int | None = None) -> tuple[int, Any]:
         params: dict[str, Any] = dict(params_base)
@@ -221,26 +231,37 @@ def drive(toggl: Toggl, state: TasksState, settings: Settings, host_now: datetim
                 last_written = protocol.checkpoint(state, pass_)
         snapshot = None
         if protocol.needs_snapshot(pass_):
-            snapshot = read_evidence(toggl, pass_, settings, host_now, request, emit)
+            snapshot = read_evidence(toggl, pass_, settings, host_now, request=request, emit=emit)
         outcome = ending.finish(state, pass_, snapshot, settings)
     except Stop:
         return Run(messages, last_written, finished=False)
     if outcome.listing is not None:
-        messages.append({"type": "ACTIVATE_VERSION", "stream": "tasks",
-                         "version": outcome.listing["table_version"]})
-        messages.append({"type": "RECORD", "stream": "tasks_listings",
-                         "record": outcome.listing})
+        messages.append(
+            {
+                "type": "ACTIVATE_VERSION",
+                "stream": "tasks",
+                "version": outcome.listing["table_version"],
+            }
+        )
+        messages.append({"type": "RECORD", "stream": "tasks_listings", "record": outcome.listing})
     return Run(messages, outcome.state, finished=True, began=pass_.began)
 
 
-def read_evidence(toggl: Toggl, pass_: Pass, settings: Settings, host_now: datetime,
-                  request: Callable[..., tuple[int, Any]],
-                  emit: Callable[[dict[str, Any], Pass], None]) -> Snapshot:
+def read_evidence(
+    toggl: Toggl,
+    pass_: Pass,
+    settings: Settings,
+    host_now: datetime,
+    *,
+    request: Callable[..., tuple[int, Any]],
+    emit: Callable[[dict[str, Any], Pass], None],
+) -> Snapshot:
     """The snapshot, and the answers that settle what it disagrees on (as sync.py reads them)."""
     snapshot = read_snapshot(toggl, pass_, settings, request, emit)
-    if ending.unconfirmed(pass_, snapshot) and (
-        since := ending.explanation_since(pass_, settings, host_now)
-    ) is not None:
+    if (
+        ending.unconfirmed(pass_, snapshot)
+        and (since := ending.explanation_since(pass_, settings, host_now)) is not None
+    ):
         status, rows = toggl.answer({"since": since, "include_not_active": "true"})
         if status == 400:
             raise Stop
@@ -263,9 +284,13 @@ def read_evidence(toggl: Toggl, pass_: Pass, settings: Settings, host_now: datet
     return snapshot
 
 
-def read_snapshot(toggl: Toggl, pass_: Pass, settings: Settings,
-                  request: Callable[..., tuple[int, Any]],
-                  emit: Callable[[dict[str, Any], Pass], None]) -> Snapshot:
+def read_snapshot(
+    toggl: Toggl,
+    pass_: Pass,
+    settings: Settings,
+    request: Callable[..., tuple[int, Any]],
+    emit: Callable[[dict[str, Any], Pass], None],
+) -> Snapshot:
     status, rows = request(pass_, paged=False)
     if status == 400:
         raise Stop
