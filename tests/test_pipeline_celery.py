@@ -11,9 +11,13 @@ answers each request late and pages by 5, so its pass takes seconds; `revoked` r
 
 from __future__ import annotations
 
+import itertools
+import os
+import signal
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,8 +34,9 @@ from toggl_standin.server import Fault, RecordedRequest, TogglServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
 SCRIPT = ROOT / "scripts" / "celery-cluster"
-# Eight accounts that work, of 3 to 30 tasks; `slow` has 60.
-GOOD = {f"acct{n}": 3 + 4 * n for n in range(1, 8)} | {"slow": 60}
+# Eight accounts that work: `slow` (first, so that it starts first) has 60 tasks, the others
+# 7 to 31.
+GOOD = {"slow": 60} | {f"acct{n}": 3 + 4 * n for n in range(1, 8)}
 TOKENS = {name: f"tok-{name}-never-print-me" for name in [*GOOD, "revoked"]}
 REFUSED = "Account revoked: tap-toggl-tasks: Toggl refused the credentials (HTTP 403 Forbidden"
 SLOW_DELAY_SECONDS = 0.4
@@ -47,9 +52,16 @@ class TimedToggl(TogglServer):
         self.delay = delay
         self.times: dict[str, list[float]] = {}  # request id: [arrived, answered]
         self._current = threading.local()
+        # Called once, as the first request with `since` (an incremental sync) arrives.
+        self.before_first_since: Callable[[TogglServer], object] | None = None
 
     def _arrive(self, request: RecordedRequest) -> Fault | None:
         self.times[request.request_id] = [time.monotonic()]
+        hook, self.before_first_since = self.before_first_since, None
+        if hook is not None and "since" in request.params:
+            hook(self)
+        elif hook is not None:
+            self.before_first_since = hook
         self._current.request_id = request.request_id
         fault = super()._arrive(request)
         return fault if fault is not None or not self.delay else Fault(delay=self.delay)
@@ -109,14 +121,17 @@ class Cluster:
         return {row.pop("account"): row for row in rows}
 
     def tries(self, run_id: str, account: str) -> list[dict[str, Any]]:
-        """Every try of one account's sync in one run, earlier tries from the history table."""
+        """Every try of one account's sync in one run, earlier tries from the history table.
+
+        By map index (accounts.yml's order): a try that never ended has no rendered name."""
         query = (
             "select try_number, state, hostname, start_date, end_date from {}"
-            " where task_id = 'sync' and run_id = %s and rendered_map_index = %s"
+            " where task_id = 'sync' and run_id = %s and map_index = %s"
         )
+        index = list(self.servers).index(account)
         rows = [
-            *self.sql("airflow", query.format("task_instance_history"), run_id, account),
-            *self.sql("airflow", query.format("task_instance"), run_id, account),
+            *self.sql("airflow", query.format("task_instance_history"), run_id, index),
+            *self.sql("airflow", query.format("task_instance"), run_id, index),
         ]
         return sorted(rows, key=lambda row: row["try_number"])
 
@@ -177,7 +192,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         # Runs only when triggered; a lost try retried 2 s after Airflow notices it is lost,
         # which a 20 s silence shows (the defaults: 30 minutes, 5 minutes).
         TOGGL_ACCOUNTS_SCHEDULE="none",
-        TOGGL_ACCOUNTS_RETRIES="2",
+        TOGGL_ACCOUNTS_RETRIES="1",
         TOGGL_ACCOUNTS_RETRY_DELAY_SECONDS="2",
         AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="20",
         AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="2",
@@ -204,27 +219,167 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def test_accounts_spread_over_two_workers_land_exact_and_one_fails_alone(
     cluster: Cluster,
 ) -> None:
+    # Between the runs, every task of `slow` changes: the second run's pass is 15 pages too.
+    def change_every_task(server: TogglServer) -> None:
+        for task_id in list(server.tasks):
+            server.modify(task_id, name=f"slow {task_id} renamed")
+
+    cluster.servers["slow"].before_first_since = change_every_task
     cluster.airflow("dags", "unpause", "toggl_accounts")
+    # Two runs back to back: the second waits for the first (test_a_worker_lost_mid_sync...).
     cluster.airflow("dags", "trigger", "toggl_accounts", "--run-id", "first")
+    cluster.airflow("dags", "trigger", "toggl_accounts", "--run-id", "second")
+    while not cluster.sql("airflow", "select 1 from task_instance where state = 'running'"):
+        time.sleep(0.5)
+    snapshot_redis(cluster)
+
     assert cluster.wait_for_run("first") == "failed"  # revoked fails, and only it
 
     syncs = cluster.syncs("first")
     assert {name: (ti["state"], ti["try_number"]) for name, ti in syncs.items()} == {
         **dict.fromkeys(GOOD, ("success", 1)),
-        "revoked": ("failed", 3),
+        "revoked": ("failed", 2),
     }
     assert {ti["hostname"] for ti in syncs.values()} == {"worker-1", "worker-2"}
     for name in GOOD:
         assert_warehouse_matches(cluster.warehouse(name), cluster.servers[name].tasks)
-    # The refused account asked three times (three tries), each once; none reached the others.
-    assert [r.status for r in cluster.servers["revoked"].requests] == [403] * 3
+    # The refused account asked twice (two tries), once each; no other account failed.
+    assert [r.status for r in cluster.servers["revoked"].requests] == [403] * 2
     # Its message, one paragraph, in its task's log on the worker that ran its last try.
     worker = syncs["revoked"]["hostname"]
-    logs = list(
-        (cluster.folder / "workers" / worker / "airflow" / "logs").glob(
-            "dag_id=toggl_accounts/run_id=first/task_id=sync/map_index=*/attempt=3.log"
-        )
+    index = list(cluster.servers).index("revoked")
+    log = (
+        cluster.folder
+        / f"workers/{worker}/airflow/logs/dag_id=toggl_accounts/run_id=first/task_id=sync"
+        / f"map_index={index}/attempt=2.log"
+    ).read_text()
+    messages = [line for line in log.splitlines() if REFUSED in line]
+    assert messages, log[-3000:]
+    assert "then run again." in messages[-1]
+
+
+def test_a_worker_lost_mid_sync_is_retried_and_no_account_ever_syncs_twice_at_once(
+    cluster: Cluster,
+) -> None:
+    """SIGKILL to every process of the worker syncing `slow` (its machine gone) mid-pass, while a
+    second run waits behind the first: the account's try is retried on a worker, from the state
+    in the shared system database, and lands exact; no account's syncs overlap."""
+    slow = cluster.servers["slow"]
+    before = len(slow.requests)  # the first run's
+    # Mid-pass: four of its fifteen pages asked for.
+    deadline = time.monotonic() + 180
+    while len(slow.requests) < before + 4:
+        assert time.monotonic() < deadline, cluster.logs_tail()
+        time.sleep(0.2)
+    # Its map index is 0: accounts.yml's order (the rendered name comes when the task ends).
+    (lost,) = cluster.sql(
+        "airflow",
+        "select state, hostname from task_instance"
+        " where task_id = 'sync' and run_id = 'second' and map_index = 0",
     )
-    messages = [line for log in logs for line in log.read_text().splitlines() if REFUSED in line]
-    assert messages, [log.read_text()[-3000:] for log in logs]
-    assert all(REFUSED in line and "then run again." in line for line in messages[-1:])
+    assert lost["state"] == "running"
+    snapshot_redis(cluster)
+    machine = cluster.worker_session(lost["hostname"])
+    for pid in session_members(machine):
+        os.kill(pid, signal.SIGKILL)
+    killed_at = len(slow.requests)
+    deadline = time.monotonic() + 30
+    while session_members(machine):  # SIGKILL takes effect soon, not at once
+        assert time.monotonic() < deadline, session_members(machine)
+        time.sleep(0.1)
+    # The machine comes back (`scripts/celery-cluster worker NAME`), while its lost tries wait.
+    restarted = run([str(SCRIPT), "worker", lost["hostname"]], env=cluster.env, timeout=300)
+    assert restarted.returncode == 0, restarted.stdout[-3000:] + restarted.stderr[-3000:]
+
+    assert cluster.wait_for_run("second", within=300) == "failed"  # revoked
+
+    tries = cluster.tries("second", "slow")
+    assert [(t["try_number"], t["state"]) for t in tries] == [(1, "failed"), (2, "success")]
+    assert tries[0]["hostname"] == lost["hostname"]
+    states = {name: ti["state"] for name, ti in cluster.syncs("second").items()}
+    assert states == {**dict.fromkeys(GOOD, "success"), "revoked": "failed"}
+    # The retry began where the shared state said: the killed try's `since` (the first run's
+    # bookmark). target-postgres commits (and passes on the tap's STATE) only every 5 minutes
+    # or at the end of its input, so a pass of seconds resumes at its start, not at a page.
+    killed = slow.requests[before:killed_at]
+    retried = slow.requests[killed_at:]
+    assert killed[0].params.get("since") is not None
+    assert retried[0].params.get("offset") == "0"
+    assert retried[0].params.get("since") == killed[0].params["since"]
+    for name in GOOD:
+        assert_warehouse_matches(cluster.warehouse(name), cluster.servers[name].tasks)
+    # Never two syncs of one account at once: no two requests to its Toggl in flight together,
+    # each sync's pages in order (a second sync would start again at offset 0 among them), and
+    # in Airflow's own record no try started before the one before it ended.
+    for name, server in cluster.servers.items():
+        spans = sorted(server.intervals())
+        assert all(b[0] >= a[1] for a, b in itertools.pairwise(spans)), name
+        for sync in syncs_of(server.requests):
+            assert sync == sorted(set(sync)), (name, sync)
+        tries = [t for run_id in ("first", "second") for t in cluster.tries(run_id, name)]
+        tries.sort(key=lambda t: t["start_date"])
+        assert all(b["start_date"] >= a["end_date"] for a, b in itertools.pairwise(tries))
+
+
+def syncs_of(requests: list[RecordedRequest]) -> list[list[int]]:
+    """The offsets each sync asked for, a sync starting at offset 0."""
+    syncs: list[list[int]] = []
+    for request in requests:
+        offset = int(request.params.get("offset", "0"))
+        if offset == 0:
+            syncs.append([])
+        syncs[-1].append(offset)
+    return syncs
+
+
+# Runs in the scheduler side's Airflow virtualenv, which has the redis client.
+REDIS_CONTENTS = """
+import base64, binascii, json, sys, redis
+
+def strings(value):
+    if isinstance(value, str):
+        yield value.encode()
+        try:
+            yield base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            pass
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings(item)
+
+broker = redis.Redis.from_url(sys.argv[1])
+out = []
+for key in broker.scan_iter("*"):
+    kind = broker.type(key).decode()
+    values = {
+        "string": lambda: [broker.get(key)],
+        "list": lambda: broker.lrange(key, 0, -1),
+        "hash": lambda: [b for pair in broker.hgetall(key).items() for b in pair],
+        "set": lambda: list(broker.smembers(key)),
+        "zset": lambda: broker.zrange(key, 0, -1),
+    }[kind]()
+    out.append(key)
+    for value in values:
+        out.append(value)
+        try:
+            out.extend(strings(json.loads(value)))
+        except ValueError:
+            pass
+sys.stdout.buffer.write(b"\\n".join(out))
+"""
+REDIS_SNAPSHOTS: list[bytes] = []
+
+
+def snapshot_redis(cluster: Cluster) -> None:
+    """Every key and value in the broker now, for the token scan at the end."""
+    python = cluster.folder / "scheduler/project/.meltano/utilities/airflow/venv/bin/python"
+    done = subprocess.run(
+        [str(python), "-c", REDIS_CONTENTS, cluster.settings["AIRFLOW__CELERY__BROKER_URL"]],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    REDIS_SNAPSHOTS.append(done.stdout)
