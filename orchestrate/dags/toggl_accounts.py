@@ -14,10 +14,12 @@ process: the token never reaches a template, an XCom or the log (README, "Many a
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -52,6 +54,9 @@ def trial_run(argv: list[str]) -> bool:
 # that tests need not wait that long.
 RETRIES = int(os.environ.get("TOGGL_ACCOUNTS_RETRIES") or (0 if trial_run(sys.argv) else 2))
 RETRY_DELAY = timedelta(seconds=float(os.environ.get("TOGGL_ACCOUNTS_RETRY_DELAY_SECONDS", "1800")))
+# Daily at 05:00 UTC; TOGGL_ACCOUNTS_SCHEDULE (on the DAG processor) gives another cron
+# expression, or "none": runs only when triggered.
+SCHEDULE = os.environ.get("TOGGL_ACCOUNTS_SCHEDULE") or "0 5 * * *"
 
 # A name becomes the schema toggl_<name> and the state id suffix: a plain identifier, short
 # enough for PostgreSQL's 63-byte limit.
@@ -68,6 +73,9 @@ _INHERITED_CREDENTIALS = (
 )
 # A line of Meltano's console log: time, [level], the plugin (or "meltano"), the message.
 _MELTANO_LINE = re.compile(r"^\S+ \[\s*(\w+)\s*\] (\S+)\s+(.*)$")
+
+# prctl(2): the signal a process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +204,13 @@ def sync_account(account: str) -> None:
     mask_secret(token)  # should any tool ever print it, Airflow's log shows ***
     hidden = {name for entry in accounts for name in entry.token_variables()}
     command = [MELTANO, "run", "--state-id-suffix", account, "tap-toggl-tasks", "target-postgres"]
+    if get_current_context()["ti"].try_number > 1:
+        # Airflow retries only once the try before has ended, or was declared lost after
+        # [scheduler] task_instance_heartbeat_timeout without a heartbeat (its machine gone, or
+        # its supervisor killed it, and its `meltano` with it: die_with_parent). A lost try's run
+        # stays "running" in Meltano's system database until 5 minutes without a heartbeat, and
+        # Meltano would refuse the retry until then. A first try keeps Meltano's guard.
+        command.insert(2, "--force")
     log.info("Account %s: %s", account, " ".join(command))
     last_line: dict[str, str] = {}
     meltano_errors: list[str] = []
@@ -209,17 +224,34 @@ def sync_account(account: str) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - one system call, no locks taken
         ) as meltano,
     ):
-        for line in meltano.stdout or ():
-            log.info("%s", line.rstrip())
-            if parsed := _MELTANO_LINE.match(line.rstrip()):
-                level, plugin, message = parsed.groups()
-                last_line[plugin] = message
-                if plugin == "meltano" and level == "error":
-                    meltano_errors.append(message)
+        try:
+            for line in meltano.stdout or ():
+                log.info("%s", line.rstrip())
+                if parsed := _MELTANO_LINE.match(line.rstrip()):
+                    level, plugin, message = parsed.groups()
+                    last_line[plugin] = message
+                    if plugin == "meltano" and level == "error":
+                        meltano_errors.append(message)
+        except BaseException:
+            # Airflow stops the task (SIGTERM: timeout, marked failed, lost heartbeats): the run
+            # stops too, rather than syncing on beside the next try.
+            meltano.terminate()
+            raise
     if meltano.returncode != 0:
         raise RuntimeError(f"Account {account}: {failure(last_line, meltano_errors)}")
+
+
+def die_with_parent() -> None:
+    """In the `meltano` process before it starts: SIGKILL when the task process dies (Linux).
+
+    Killed outright, the task process cannot stop its `meltano`, which would go on syncing the
+    account while Airflow retries it elsewhere.
+    """
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @contextmanager
@@ -257,7 +289,7 @@ def failure(last_line: Mapping[str, str], meltano_errors: list[str]) -> str:
 with DAG(
     dag_id="toggl_accounts",
     description="Every Toggl account in accounts.yml into PostgreSQL, one mapped task each",
-    schedule="0 5 * * *",
+    schedule=None if SCHEDULE == "none" else SCHEDULE,
     start_date=datetime(2024, 1, 1, tzinfo=UTC),
     # Each account's bookmark makes a run catch up on everything since the last: no backfill.
     catchup=False,
