@@ -188,3 +188,12 @@ def test_the_state_is_checked_by_its_one_declaration() -> None:
     with pytest.raises(state.StateError, match=r"bookmarks\.tasks\.listed"):
         state.decode({"listed": -1})
     assert state.decode({"known_ids": "x", "largest_page": 3}) == TasksState()
+
+
+def test_an_incremental_pass_leaves_the_bookmark_it_started_from_to_be_asked_again() -> None:
+    start = bookmarked(NOW - timedelta(hours=1))
+    pass_ = protocol.answered(protocol.plan(start, SETTINGS, NOW).pass_, NOW)
+    _, pass_ = protocol.turn_page(pass_, [], SETTINGS)
+    outcome = ending.finish(start, pass_, None, SETTINGS)
+    assert outcome.state.replication_key_value == bookmark_form(NOW)
+    assert outcome.state.recheck_since == int((NOW - timedelta(hours=1, seconds=60)).timestamp())
