@@ -2,7 +2,7 @@
 
 The endpoint only: URL, credentials, parameters, parsing, `post_process`. Which pages a run
 asks for and what it trusts is `protocol.py`'s; `sync.py` carries it out through `send` and
-`snapshot` here. `tasks_listings`, synced after it, writes the listing of a complete pass.
+`snapshot` here. `tasks_listings` (listings.py), synced after it, writes a complete pass's listing.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
 import requests
-from singer_sdk import RESTStream, Stream, Tap
+from singer_sdk import RESTStream, Tap
 from singer_sdk.authenticators import BasicAuthenticator
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
@@ -26,7 +26,7 @@ from tap_toggl_tasks.errors import (
     error_for,
 )
 from tap_toggl_tasks.retrying import TogglRetries
-from tap_toggl_tasks.schema import LISTING_SCHEMA, TASK_SCHEMA, TIMESTAMP_FIELDS
+from tap_toggl_tasks.schema import TASK_SCHEMA, TIMESTAMP_FIELDS
 from tap_toggl_tasks.sync import TasksSync
 from tap_toggl_tasks.values import BadTask, Task, bookmark_form, task_time
 
@@ -152,28 +152,6 @@ class TasksStream(TogglRetries, RESTStream[None]):
     def _conformer(self) -> FlatConformer:
         # The schema in effect: the catalog's, when one was given.
         return FlatConformer(self.name, self.effective_schema, self.logger)
-
-
-class ListingsStream(Stream):
-    """One record per pass that listed every live task, after the tasks it emitted.
-
-    ACTIVATE_VERSION made durable, for loaders that ignore that message (target-duckdb): a
-    task row whose `_sdc_table_version` is older than the newest listing's was not listed,
-    so the task is deleted (transform/models/staging/stg_tasks.sql applies this).
-    """
-
-    name = "tasks_listings"
-    primary_keys = ("table_version",)
-    schema = LISTING_SCHEMA
-
-    def __init__(self, tap: Tap, tasks: TasksStream) -> None:
-        super().__init__(tap)
-        self.tasks = tasks
-
-    @override
-    def get_records(self, context: Context | None) -> Iterable[Task]:
-        if self.tasks.listing is not None:
-            yield self.tasks.listing
 
 
 def utc_timestamp(row: Task, field: str) -> str:

@@ -12,9 +12,10 @@ from typing_extensions import override
 
 from tap_toggl_tasks.cli import CommandLineTap
 from tap_toggl_tasks.errors import TogglInputError
+from tap_toggl_tasks.listings import ListingsStream
 from tap_toggl_tasks.settings import SETTINGS, config_failure, settings_errors, unknown_settings
 from tap_toggl_tasks.state import problem as tasks_state_problem
-from tap_toggl_tasks.streams import ListingsStream, TasksStream
+from tap_toggl_tasks.streams import TasksStream
 
 
 class TapTogglTasks(CommandLineTap):

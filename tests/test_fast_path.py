@@ -24,8 +24,9 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from typing_extensions import override
 
 from tap_toggl_tasks.conformance import FlatConformer
+from tap_toggl_tasks.listings import ListingsStream
 from tap_toggl_tasks.schema import TASK_SCHEMA
-from tap_toggl_tasks.streams import ListingsStream, TasksStream
+from tap_toggl_tasks.streams import TasksStream
 from tap_toggl_tasks.tap import TapTogglTasks
 from tap_toggl_tasks.values import Task
 from toggl_standin.demo_data import demo_tasks, make_task

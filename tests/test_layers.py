@@ -16,6 +16,7 @@ LAYERS = [
     {"ending", "settings"},
     {"sync"},
     {"streams"},
+    {"listings"},
     {"cli"},
     {"tap"},
     {"__main__"},

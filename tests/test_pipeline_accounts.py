@@ -86,9 +86,9 @@ def test_two_accounts_keep_their_own_state_and_tracked_seconds_become_seconds(
         meltano(*run)
 
         # Each account resumed from its own bookmark (when its own first sync began, later than
-        # its newest task), in whole seconds less the lookback: one request each, acme's a page
-        # of its one changed task (a page of one row is the end), globex's an empty one.
-        for server, requests in ((acme, 1), (globex, 1)):
+        # its newest task), in whole seconds less the lookback: acme's a page of its one changed
+        # task, the empty page after it and the changes without per_page; globex's one, empty.
+        for server, requests in ((acme, 3), (globex, 1)):
             before = acme_before if server is acme else globex_before
             newest = max(
                 parse_at(task["at"])
