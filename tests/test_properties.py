@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -35,6 +36,10 @@ from tests.in_process import last_state, sync
 from tests.warehouse import Warehouse, as_emitted
 from toggl_standin.demo_data import make_task
 from toggl_standin.server import Fault, TogglServer
+
+# Chains of runs through HTTP take tens of seconds: the pure model (test_protocol_properties)
+# is the fast suite's; this one runs with the pipelines.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
 
 RECOVERABLE = [
     Fault(status=429, headers={"Retry-After": "0"}),

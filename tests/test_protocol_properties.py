@@ -185,7 +185,7 @@ def run_chain(chain: dict[str, Any]) -> None:
 
 
 # MODEL_EXAMPLES=40000 searches longer; CI's profile (tests/conftest.py) draws the same ones.
-EXAMPLES = int(os.environ.get("MODEL_EXAMPLES", "3000"))
+EXAMPLES = int(os.environ.get("MODEL_EXAMPLES", "2000"))
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
