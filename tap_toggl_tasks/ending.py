@@ -32,7 +32,7 @@ from tap_toggl_tasks.protocol import (
     wanted,
 )
 from tap_toggl_tasks.state import TasksState
-from tap_toggl_tasks.values import Task, bookmark_form, task_time
+from tap_toggl_tasks.values import Task, bookmark_form
 
 
 @dataclass(frozen=True)
@@ -65,11 +65,6 @@ class Outcome:
 def missed(pass_: Pass, task: Task, settings: Settings) -> bool:
     """Whether a task of the snapshot is one the pages did not emit, and should have."""
     return task["id"] not in pass_.seen and wanted(task, pass_, settings)
-
-
-def changed_during(pass_: Pass, task: Task) -> bool:
-    """Whether a task changed while the pass ran (so it may have moved past its pages)."""
-    return pass_.began is None or task_time(task, "at") >= pass_.began
 
 
 def unconfirmed(pass_: Pass, snapshot: Snapshot) -> frozenset[int]:

@@ -212,7 +212,11 @@ def turn_page(
     )
     # Emitted: what the pass has not seen, and newer versions of what it has (changed since
     # the pass began: cheaper to emit now than to leave to the next run).
-    emit = [task for task in rows.values() if task["id"] not in pass_.seen or _changed(pass_, task)]
+    emit = [
+        task
+        for task in rows.values()
+        if task["id"] not in pass_.seen or changed_during(pass_, task)
+    ]
     return tuple(task for task in emit if wanted(task, pass_, settings)), after
 
 
@@ -228,8 +232,9 @@ def needs_snapshot(pass_: Pass) -> bool:
     return pass_.full or pass_.pager.pages_with_rows > 0
 
 
-def _changed(pass_: Pass, task: Task) -> bool:
-    return pass_.began is not None and task_time(task, "at") >= pass_.began
+def changed_during(pass_: Pass, task: Task) -> bool:
+    """Whether a task changed while the pass ran (so it may have moved past its pages)."""
+    return pass_.began is None or task_time(task, "at") >= pass_.began
 
 
 def wanted(task: Task, pass_: Pass, settings: Settings) -> bool:

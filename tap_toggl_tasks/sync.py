@@ -185,7 +185,7 @@ class TasksSync:
             ids.add(task["id"])
             if self.missed(pass_, task):
                 yield task
-                if ending.changed_during(pass_, task):
+                if protocol.changed_during(pass_, task):
                     changed += 1
                 else:
                     unchanged.add(task["id"])

@@ -303,7 +303,7 @@ def read_snapshot(
         ids.add(task["id"])
         if ending.missed(pass_, task, settings):
             emit(task, pass_)
-            if ending.changed_during(pass_, task):
+            if protocol.changed_during(pass_, task):
                 changed += 1
             else:
                 unchanged.add(task["id"])
