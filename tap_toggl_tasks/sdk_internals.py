@@ -1,4 +1,4 @@
-"""The SDK internals the tap relies on, all here; tests/test_sdk_internals.py fences each.
+"""The SDK internals the tap relies on, all here; tests/core/test_sdk_internals.py fences each.
 
 Everything else the tap uses is the SDK's public API. These stay because no public hook does
 their job in singer-sdk 0.54; each test fails when an upgrade changes what it relies on:
