@@ -54,6 +54,9 @@ class RecordedRequest:
     user_agent: str | None
     authorized: bool
     request_id: str  # the X-Toggl-Request-Id sent back, so tests can look for it in error messages
+    # When it arrived, by this process's monotonic clock: tests measure the tap's waits as the gaps
+    # between its requests, as Toggl would see them.
+    arrived: float = field(default_factory=time.monotonic)
 
 
 @dataclass

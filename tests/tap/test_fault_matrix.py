@@ -3,7 +3,6 @@ promptly with its documented message — and never emits a STATE that lets a lat
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -47,9 +46,7 @@ def test_a_fault_on_any_page_loads_everything_or_stops_cleanly(
         toggl.fault_at(page, fault)
         config = config_for(toggl, api_token=toggl.api_token, page_size=10, request_timeout=1)
         config["max_quota_wait_seconds"] = 60
-        started = time.monotonic()
         run = run_tap(config, tmp_path, env={"TAP_TOGGL_TASKS_LOGLEVEL": "DEBUG"})
-        elapsed = time.monotonic() - started
         truth = {task_id: as_emitted(task) for task_id, task in toggl.tasks.items()}
 
     if message is None:
@@ -62,8 +59,8 @@ def test_a_fault_on_any_page_loads_everything_or_stops_cleanly(
     else:
         assert run.returncode == 1
         assert message in run.error
-        assert elapsed < 15
-        assert len(toggl.requests) == page  # nothing retried that cannot succeed
+        assert len(toggl.requests) == page  # nothing retried that cannot succeed...
+        assert "waiting" not in run.stderr  # ...nor waited for
         assert bookmarks_in(run) <= {None}
     assert "Authorization" not in run.stderr
     assert all(secret not in run.stdout + run.stderr for secret in SECRETS)
