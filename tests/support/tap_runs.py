@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from tests.support.environment import clean_environ
+from tests.support.warm_taps import fork_server, forkable
 from toggl_standin.server import TogglServer
 
 API_TOKEN = "tok-3f9c-never-print-me"
@@ -107,25 +110,55 @@ def run_tap(
     config_file.write_text(json.dumps(config))
     # An empty .env that python-dotenv finds first: see TAP_PROGRAM.
     (tmp_path / ".env").touch()
-    command = [sys.executable, "-c", TAP_PROGRAM, "--config", str(config_file), *args]
+    argv = ["--config", str(config_file), *args]
     if state is not None:
         state_file = tmp_path / "state.json"
         state_file.write_text(json.dumps(state))
-        command += ["--state", str(state_file)]
-    done = subprocess.run(
-        command,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=clean_environ(**(env or {})),  # none of the developer's settings
-        check=False,
-    )
-    messages = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"type"')]
-    run = TapRun(done.returncode, done.stdout, done.stderr, messages)
+        argv += ["--state", str(state_file)]
+    environ = clean_environ(**(env or {}))  # none of the developer's settings
+    if forkable(environ):
+        returncode, stdout, stderr = forked_run(argv, tmp_path, environ, timeout)
+    else:
+        done = subprocess.run(
+            [sys.executable, "-c", TAP_PROGRAM, *argv],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=environ,
+            check=False,
+        )
+        returncode, stdout, stderr = done.returncode, done.stdout, done.stderr
+    messages = [json.loads(line) for line in stdout.splitlines() if line.startswith('{"type"')]
+    run = TapRun(returncode, stdout, stderr, messages)
     for secret in SECRETS:
-        assert secret not in done.stdout + done.stderr, "a secret reached the tap's output"
+        assert secret not in stdout + stderr, "a secret reached the tap's output"
     return run
+
+
+def forked_run(
+    args: list[str], cwd: Path, env: dict[str, str], timeout: float
+) -> tuple[int, str, str]:
+    """`subprocess.run(TAP_PROGRAM ARGS, capture_output=True, text=True)`, forked (warm_taps)."""
+    with (
+        tempfile.TemporaryFile() as stdout,
+        tempfile.TemporaryFile() as stderr,
+        Path(os.devnull).open("rb") as stdin,
+    ):
+        tap = fork_server().start(args, cwd=cwd, env=env, stdin=stdin, stdout=stdout, stderr=stderr)
+        try:
+            returncode = tap.wait(timeout)
+        except subprocess.TimeoutExpired:
+            tap.kill()
+            tap.wait()
+            raise
+        return returncode, text_of(stdout), text_of(stderr)
+
+
+def text_of(output: IO[bytes]) -> str:
+    """What a process wrote to this file, as `text=True` reads it (universal newlines)."""
+    output.seek(0)
+    return output.read().decode().replace("\r\n", "\n").replace("\r", "\n")
 
 
 def config_for(toggl: TogglServer, **overrides: Any) -> dict[str, Any]:
