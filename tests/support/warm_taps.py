@@ -12,7 +12,8 @@ before the fork, and nothing else.
     fork server ──fork──▶ waiter ──fork──▶ the tap (pid sent back; the waiter sends its status)
 
 Runs whose environment decides how an interpreter starts or what C libraries see (PYTHON*,
-LD_PRELOAD, FAKETIME, locale, TZ) are not forked: the caller starts those cold.
+LD_PRELOAD, FAKETIME, locale, TZ) are not forked: the caller starts those cold, as it does every
+run off Linux (the server's socket is a Linux AF_UNIX SOCK_SEQPACKET one).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ SERVER_PROGRAM = "from tests.support.warm_taps import serve; serve()"
 
 def forkable(env: dict[str, str]) -> bool:
     """Whether a run with this environment behaves forked as it would started cold."""
+    if sys.platform != "linux":
+        return False
     base = clean_environ()
     changed = {k for k in env.keys() | base.keys() if env.get(k) != base.get(k)}
     return not any(name.startswith(STARTUP_VARIABLES) for name in changed)
