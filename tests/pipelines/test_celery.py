@@ -11,8 +11,10 @@ answers each request late and pages by 5, so its pass takes seconds; `revoked` r
 
 from __future__ import annotations
 
+import base64
 import itertools
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -321,6 +323,59 @@ def test_a_worker_lost_mid_sync_is_retried_and_no_account_ever_syncs_twice_at_on
         assert all(b["start_date"] >= a["end_date"] for a, b in itertools.pairwise(tries))
 
 
+def test_no_token_anywhere_and_nothing_local_left_on_the_workers(cluster: Cluster) -> None:
+    """After the runs (a refused token, a worker killed mid-sync): no account's token, nor its
+    Basic authorization, in the broker (snapshots taken while tasks were queued and running, and
+    now), in any database of the cluster (Airflow's metadata: XComs, task instances, rendered
+    fields, DAG run conf, its log table; the Celery results; Meltano's; the warehouse), or in any
+    file of the scheduler's and the workers' machines (logs, Airflow homes, projects, run
+    folders) or PostgreSQL's log. No worker holds a database file, nor a run folder."""
+    snapshot_redis(cluster)
+    places = readable_places(cluster)
+    # What was read: the broker thrice, four databases, the task logs of both workers.
+    assert len(REDIS_SNAPSHOTS) == 3
+    assert b"toggl_accounts" in places["database airflow"]
+    task_logs = [where for where in places if "/airflow/logs/dag_id=toggl_accounts/" in where]
+    assert {where.split("/workers/")[-1].split("/")[0] for where in task_logs} == {
+        "worker-1",
+        "worker-2",
+    }
+    assert not leaks_in(places), leaks_in(places)  # where, never what
+
+    workers = cluster.folder / "workers"
+    databases = [
+        path.relative_to(workers)
+        for pattern in ("*.db", "*.db-*", "*.sqlite*", "*.duckdb*")
+        for path in machine_files(workers)
+        if path.match(pattern)
+    ]
+    assert not databases, databases
+    # Each run removed its folder; the killed worker's start removed the killed run's.
+    run_folders = [
+        folder.relative_to(workers) for folder in workers.glob("*/project/.meltano/account-runs/*")
+    ]
+    assert not run_folders, run_folders
+
+
+def readable_places(cluster: Cluster) -> dict[str, bytes]:
+    """Everything a token could have reached, by where: the broker's snapshots, the databases
+    dumped whole, every file of the machines but their virtualenvs, PostgreSQL's log."""
+    places = {f"redis, snapshot {n}": data for n, data in enumerate(REDIS_SNAPSHOTS, 1)}
+    for database in ("airflow", "celery_results", "meltano", "warehouse"):
+        places[f"database {database}"] = pg_dump(cluster, database)
+    postgres = Path((cluster.folder / "postgres-folder").read_text().strip())
+    for path in [*machine_files(cluster.folder), *postgres.glob("*.log")]:
+        places[str(path)] = path.read_bytes()
+    return places
+
+
+def leaks_in(places: dict[str, bytes]) -> list[str]:
+    """Where a token, or its Authorization header, is."""
+    return sorted(
+        {where for where, data in places.items() for form in SECRET_FORMS if form in data}
+    )
+
+
 def syncs_of(requests: list[RecordedRequest]) -> list[list[int]]:
     """The offsets each sync asked for, a sync starting at offset 0."""
     syncs: list[list[int]] = []
@@ -383,3 +438,33 @@ def snapshot_redis(cluster: Cluster) -> None:
         check=True,
     )
     REDIS_SNAPSHOTS.append(done.stdout)
+
+
+# Each token, the Authorization header that carries it, and both as the hex of a bytea column.
+SECRET_FORMS = [
+    form
+    for token in TOKENS.values()
+    for plain in (token.encode(), base64.b64encode(f"{token}:api_token".encode()))
+    for form in (plain, plain.hex().encode())
+]
+
+
+def pg_dump(cluster: Cluster, database: str) -> bytes:
+    """One database of the cluster's PostgreSQL, whole, as SQL text."""
+    url = cluster.settings["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", "")
+    done = subprocess.run(
+        [shutil.which("pg_dump") or "pg_dump", url.rsplit("/", 1)[0] + "/" + database],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout
+
+
+def machine_files(folder: Path) -> list[Path]:
+    """Every file under the machines' folders but the installed virtualenvs (the packages)."""
+    files = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = [name for name in dirs if name not in ("venv", ".meltano-venv")]
+        files += [Path(root, name) for name in names if not Path(root, name).is_symlink()]
+    return files
