@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -268,9 +269,14 @@ def test_a_worker_lost_mid_sync_is_retried_and_no_account_ever_syncs_twice_at_on
     in the shared system database, and lands exact; no account's syncs overlap."""
     slow = cluster.servers["slow"]
     before = len(slow.requests)  # the first run's
-    # Mid-pass: four of its fifteen pages asked for.
+    # Mid-pass, a page of it committed: the shared state holds this run's pass (with `since`;
+    # the first run's was without) past offset 0.
     deadline = time.monotonic() + 180
-    while len(slow.requests) < before + 4:
+    while not (
+        (stored := unfinished_pass(cluster, "slow"))
+        and stored["since"] is not None
+        and stored["pager"]["offset"] > 0
+    ):
         assert time.monotonic() < deadline, cluster.logs_tail()
         time.sleep(0.2)
     # Its map index is 0: accounts.yml's order (the rendered name comes when the task ends).
@@ -289,6 +295,10 @@ def test_a_worker_lost_mid_sync_is_retried_and_no_account_ever_syncs_twice_at_on
     while session_members(machine):  # SIGKILL takes effect soon, not at once
         assert time.monotonic() < deadline, session_members(machine)
         time.sleep(0.1)
+    # What the killed try left in the shared system database: the pass it was in, and the offset
+    # after its last committed page (the loader commits each page and passes its STATE on).
+    stored = unfinished_pass(cluster, "slow")
+    assert stored is not None
     # The machine comes back (`scripts/celery-cluster worker NAME`), while its lost tries wait.
     restarted = run([str(SCRIPT), "worker", lost["hostname"]], env=cluster.env, timeout=300)
     assert restarted.returncode == 0, restarted.stdout[-3000:] + restarted.stderr[-3000:]
@@ -300,13 +310,15 @@ def test_a_worker_lost_mid_sync_is_retried_and_no_account_ever_syncs_twice_at_on
     assert tries[0]["hostname"] == lost["hostname"]
     states = {name: ti["state"] for name, ti in cluster.syncs("second").items()}
     assert states == {**dict.fromkeys(GOOD, "success"), "revoked": "failed"}
-    # The retry began where the shared state said: the killed try's `since` (the first run's
-    # bookmark). target-postgres commits (and passes on the tap's STATE) only every 5 minutes
-    # or at the end of its input, so a pass of seconds resumes at its start, not at a page.
+    # The retry went on from the shared state: the killed try's pass (its `since`), after the
+    # last page it committed, not from offset 0; a page asked for and not committed is asked again.
     killed = slow.requests[before:killed_at]
     retried = slow.requests[killed_at:]
+    asked = [int(request.params.get("offset", "0")) for request in killed]
     assert killed[0].params.get("since") is not None
-    assert retried[0].params.get("offset") == "0"
+    assert stored["since"] == int(killed[0].params["since"])
+    assert 0 < stored["pager"]["offset"] <= max(asked) + 5, (stored["pager"], asked)
+    assert retried[0].params.get("offset") == str(stored["pager"]["offset"])
     assert retried[0].params.get("since") == killed[0].params["since"]
     for name in GOOD:
         assert_warehouse_matches(cluster.warehouse(name), cluster.servers[name].tasks)
@@ -316,7 +328,8 @@ def test_a_worker_lost_mid_sync_is_retried_and_no_account_ever_syncs_twice_at_on
     for name, server in cluster.servers.items():
         spans = sorted(server.intervals())
         assert all(b[0] >= a[1] for a, b in itertools.pairwise(spans)), name
-        for sync in syncs_of(server.requests):
+        resumed = {killed_at} if name == "slow" else set()
+        for sync in syncs_of(server.requests, resumed):
             assert sync == sorted(set(sync)), (name, sync)
         tries = [t for run_id in ("first", "second") for t in cluster.tries(run_id, name)]
         tries.sort(key=lambda t: t["start_date"])
@@ -376,12 +389,27 @@ def leaks_in(places: dict[str, bytes]) -> list[str]:
     )
 
 
-def syncs_of(requests: list[RecordedRequest]) -> list[list[int]]:
-    """The offsets each sync asked for, a sync starting at offset 0."""
+def unfinished_pass(cluster: Cluster, account: str) -> dict[str, Any] | None:
+    """The pass an account's stored state resumes, from Meltano's table in the shared system
+    database (what `meltano state get` shows), or None."""
+    (row,) = cluster.sql(
+        "meltano", "select completed_state from state where state_id = %s", STATE_ID.format(account)
+    )
+    state = row["completed_state"]
+    tasks = (json.loads(state) if isinstance(state, str) else state)["singer_state"]["bookmarks"][
+        "tasks"
+    ]
+    unfinished: dict[str, Any] | None = tasks.get("unfinished_sync")
+    return unfinished
+
+
+def syncs_of(requests: list[RecordedRequest], resumed: set[int]) -> list[list[int]]:
+    """The offsets each sync asked for, a sync starting at offset 0 or resuming at a request
+    whose index is in `resumed`."""
     syncs: list[list[int]] = []
-    for request in requests:
+    for index, request in enumerate(requests):
         offset = int(request.params.get("offset", "0"))
-        if offset == 0:
+        if offset == 0 or index in resumed:
             syncs.append([])
         syncs[-1].append(offset)
     return syncs
