@@ -299,9 +299,14 @@ def test_a_worker_lost_mid_sync_is_retried_and_no_account_ever_syncs_twice_at_on
     # after its last committed page (the loader commits each page and passes its STATE on).
     stored = unfinished_pass(cluster, "slow")
     assert stored is not None
-    # The machine comes back (`scripts/celery-cluster worker NAME`), while its lost tries wait.
+    # The killed run could not remove its folder, and the tap's config in it holds the token.
+    left = cluster.folder / "workers" / lost["hostname"] / "project/.meltano/account-runs/slow"
+    assert leaks_in({str(path): path.read_bytes() for path in machine_files(left)})
+    # The machine comes back (`scripts/celery-cluster worker NAME`), while its lost tries wait;
+    # the worker's start removes the folder.
     restarted = run([str(SCRIPT), "worker", lost["hostname"]], env=cluster.env, timeout=300)
     assert restarted.returncode == 0, restarted.stdout[-3000:] + restarted.stderr[-3000:]
+    assert not left.exists()
 
     assert cluster.wait_for_run("second", within=300) == "failed"  # revoked
 
