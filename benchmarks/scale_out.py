@@ -8,7 +8,9 @@ Toggl's API, answered); each account has 300 tasks, one page. For each worker co
 workers run one account at a time each (CELERY_WORKER_CONCURRENCY=1) and the state and
 warehouse are emptied first, so that every measured run is every account's first sync. The
 figure is accounts divided by the minutes from the first account's start to the last one's end
-(Airflow's own record of the task instances). A benchmark, not a test: it prints what it saw.
+(Airflow's own record of the task instances). A benchmark, not a test: it prints what it saw,
+with the load average before the cluster starts and after each measure (other work on the
+machine shows in it), and leaves nothing behind (its cluster stopped, its folder deleted).
 """
 
 from __future__ import annotations
@@ -56,7 +58,17 @@ def main() -> int:
         ).start()
         for name in names
     }
-    folder = Path(tempfile.mkdtemp(prefix="scale-out-"))
+    with tempfile.TemporaryDirectory(prefix="scale-out-") as folder:
+        return measure(args, servers, names, Path(folder), counts)
+
+
+def measure(
+    args: argparse.Namespace,
+    servers: dict[str, TogglServer],
+    names: list[str],
+    folder: Path,
+    counts: list[int],
+) -> int:
     accounts = folder / "accounts.yml"
     entries = [
         {"name": name, "token_env": f"TOGGL_TOKEN_{name.upper()}", "settings": {"api_url": s.url}}
@@ -74,7 +86,11 @@ def main() -> int:
         "TOGGL_ACCOUNTS_RETRIES": "0",
         **{f"TOGGL_TOKEN_{name.upper()}": f"tok-{name}" for name in names},
     }
-    print(f"{args.accounts} accounts of 300 tasks, {args.latency * 1000:.0f} ms per response")
+    print(
+        f"{args.accounts} accounts of 300 tasks, {args.latency * 1000:.0f} ms per response; "
+        f"{os.cpu_count()} cores, load average {load()} before the cluster starts",
+        flush=True,
+    )
     try:
         cluster(env, "services")
         cluster(env, "scheduler")
@@ -93,7 +109,7 @@ def main() -> int:
             minutes = (last - first).total_seconds() / 60
             print(
                 f"{count} worker(s): {args.accounts / minutes:5.1f} accounts a minute "
-                f"({(last - first).total_seconds():.0f} s; {states})",
+                f"({(last - first).total_seconds():.0f} s; {states}; load average {load()})",
                 flush=True,
             )
     finally:
@@ -101,6 +117,11 @@ def main() -> int:
         for server in servers.values():
             server.stop()
     return 0
+
+
+def load() -> str:
+    """The 1, 5 and 15 minute load averages: other work on the machine shows in them."""
+    return ", ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 def cluster(env: dict[str, str], *args: str) -> None:

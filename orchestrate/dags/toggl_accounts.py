@@ -19,10 +19,10 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -256,23 +256,35 @@ def die_with_parent() -> None:
 
 @contextmanager
 def own_meltano_folder(account: str) -> Iterator[dict[str, str]]:
-    """A `.meltano` folder for this run alone, sharing the project's installed plugins.
+    """A `.meltano` folder for this account's run alone, sharing the project's installed plugins.
 
     Meltano 4.4 keeps a tap's catalog and its input state.json in .meltano/run/<plugin>/, one
     folder for every `meltano run` in the project: two accounts syncing at once on one worker
     would read each other's catalog and state (tested: half-written catalogs). Each run gets its
     own run folder; the state itself stays in the shared state database.
+
+    The folder holds the tap's config file, token included, while the run lasts. It is the
+    account's own, at a fixed place in the project's .meltano/account-runs/ rather than a random
+    temporary name: a run killed outright (SIGKILL, its machine gone) cannot delete it, and the
+    account's next run on this machine does, as the worker's start empties account-runs/
+    (docs/many-machines.md). Airflow runs one try of an account at a time, so nothing else uses
+    the folder when it is emptied.
     """
     shared = Path(os.environ.get("MELTANO_SYS_DIR_ROOT") or PROJECT_ROOT / ".meltano")
-    with tempfile.TemporaryDirectory(prefix=f"meltano-{account}-") as own:
+    own = shared / "account-runs" / account
+    shutil.rmtree(own, ignore_errors=True)  # a killed run's, with its token
+    own.mkdir(mode=0o700, parents=True)
+    try:
         for plugins in ("extractors", "loaders"):
-            (Path(own) / plugins).symlink_to(shared / plugins, target_is_directory=True)
+            (own / plugins).symlink_to(shared / plugins, target_is_directory=True)
         yield {
-            "MELTANO_SYS_DIR_ROOT": own,
+            "MELTANO_SYS_DIR_ROOT": str(own),
             # Meltano's default state database lives in its folder: keep using the shared one.
             "MELTANO_DATABASE_URI": os.environ.get("MELTANO_DATABASE_URI")
             or f"sqlite:///{shared / 'meltano.db'}",
         }
+    finally:
+        shutil.rmtree(own, ignore_errors=True)
 
 
 def failure(last_line: Mapping[str, str], meltano_errors: list[str]) -> str:

@@ -11,8 +11,11 @@ answers each request late and pages by 5, so its pass takes seconds; `revoked` r
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -266,9 +269,14 @@ def test_a_worker_lost_mid_sync_is_retried_and_no_account_ever_syncs_twice_at_on
     in the shared system database, and lands exact; no account's syncs overlap."""
     slow = cluster.servers["slow"]
     before = len(slow.requests)  # the first run's
-    # Mid-pass: four of its fifteen pages asked for.
+    # Mid-pass, a page of it committed: the shared state holds this run's pass (with `since`;
+    # the first run's was without) past offset 0.
     deadline = time.monotonic() + 180
-    while len(slow.requests) < before + 4:
+    while not (
+        (stored := unfinished_pass(cluster, "slow"))
+        and stored["since"] is not None
+        and stored["pager"]["offset"] > 0
+    ):
         assert time.monotonic() < deadline, cluster.logs_tail()
         time.sleep(0.2)
     # Its map index is 0: accounts.yml's order (the rendered name comes when the task ends).
@@ -287,9 +295,18 @@ def test_a_worker_lost_mid_sync_is_retried_and_no_account_ever_syncs_twice_at_on
     while session_members(machine):  # SIGKILL takes effect soon, not at once
         assert time.monotonic() < deadline, session_members(machine)
         time.sleep(0.1)
-    # The machine comes back (`scripts/celery-cluster worker NAME`), while its lost tries wait.
+    # What the killed try left in the shared system database: the pass it was in, and the offset
+    # after its last committed page (the loader commits each page and passes its STATE on).
+    stored = unfinished_pass(cluster, "slow")
+    assert stored is not None
+    # The killed run could not remove its folder, and the tap's config in it holds the token.
+    left = cluster.folder / "workers" / lost["hostname"] / "project/.meltano/account-runs/slow"
+    assert leaks_in({str(path): path.read_bytes() for path in machine_files(left)})
+    # The machine comes back (`scripts/celery-cluster worker NAME`), while its lost tries wait;
+    # the worker's start removes the folder.
     restarted = run([str(SCRIPT), "worker", lost["hostname"]], env=cluster.env, timeout=300)
     assert restarted.returncode == 0, restarted.stdout[-3000:] + restarted.stderr[-3000:]
+    assert not left.exists()
 
     assert cluster.wait_for_run("second", within=300) == "failed"  # revoked
 
@@ -298,13 +315,15 @@ def test_a_worker_lost_mid_sync_is_retried_and_no_account_ever_syncs_twice_at_on
     assert tries[0]["hostname"] == lost["hostname"]
     states = {name: ti["state"] for name, ti in cluster.syncs("second").items()}
     assert states == {**dict.fromkeys(GOOD, "success"), "revoked": "failed"}
-    # The retry began where the shared state said: the killed try's `since` (the first run's
-    # bookmark). target-postgres commits (and passes on the tap's STATE) only every 5 minutes
-    # or at the end of its input, so a pass of seconds resumes at its start, not at a page.
+    # The retry went on from the shared state: the killed try's pass (its `since`), after the
+    # last page it committed, not from offset 0; a page asked for and not committed is asked again.
     killed = slow.requests[before:killed_at]
     retried = slow.requests[killed_at:]
+    asked = [int(request.params.get("offset", "0")) for request in killed]
     assert killed[0].params.get("since") is not None
-    assert retried[0].params.get("offset") == "0"
+    assert stored["since"] == int(killed[0].params["since"])
+    assert 0 < stored["pager"]["offset"] <= max(asked) + 5, (stored["pager"], asked)
+    assert retried[0].params.get("offset") == str(stored["pager"]["offset"])
     assert retried[0].params.get("since") == killed[0].params["since"]
     for name in GOOD:
         assert_warehouse_matches(cluster.warehouse(name), cluster.servers[name].tasks)
@@ -314,19 +333,88 @@ def test_a_worker_lost_mid_sync_is_retried_and_no_account_ever_syncs_twice_at_on
     for name, server in cluster.servers.items():
         spans = sorted(server.intervals())
         assert all(b[0] >= a[1] for a, b in itertools.pairwise(spans)), name
-        for sync in syncs_of(server.requests):
+        resumed = {killed_at} if name == "slow" else set()
+        for sync in syncs_of(server.requests, resumed):
             assert sync == sorted(set(sync)), (name, sync)
         tries = [t for run_id in ("first", "second") for t in cluster.tries(run_id, name)]
         tries.sort(key=lambda t: t["start_date"])
         assert all(b["start_date"] >= a["end_date"] for a, b in itertools.pairwise(tries))
 
 
-def syncs_of(requests: list[RecordedRequest]) -> list[list[int]]:
-    """The offsets each sync asked for, a sync starting at offset 0."""
+def test_no_token_anywhere_and_nothing_local_left_on_the_workers(cluster: Cluster) -> None:
+    """After the runs (a refused token, a worker killed mid-sync): no account's token, nor its
+    Basic authorization, in the broker (snapshots taken while tasks were queued and running, and
+    now), in any database of the cluster (Airflow's metadata: XComs, task instances, rendered
+    fields, DAG run conf, its log table; the Celery results; Meltano's; the warehouse), or in any
+    file of the scheduler's and the workers' machines (logs, Airflow homes, projects, run
+    folders) or PostgreSQL's log. No worker holds a database file, nor a run folder."""
+    snapshot_redis(cluster)
+    places = readable_places(cluster)
+    # What was read: the broker thrice, four databases, the task logs of both workers.
+    assert len(REDIS_SNAPSHOTS) == 3
+    assert b"toggl_accounts" in places["database airflow"]
+    task_logs = [where for where in places if "/airflow/logs/dag_id=toggl_accounts/" in where]
+    assert {where.split("/workers/")[-1].split("/")[0] for where in task_logs} == {
+        "worker-1",
+        "worker-2",
+    }
+    assert not leaks_in(places), leaks_in(places)  # where, never what
+
+    workers = cluster.folder / "workers"
+    databases = [
+        path.relative_to(workers)
+        for pattern in ("*.db", "*.db-*", "*.sqlite*", "*.duckdb*")
+        for path in machine_files(workers)
+        if path.match(pattern)
+    ]
+    assert not databases, databases
+    # Each run removed its folder; the killed worker's start removed the killed run's.
+    run_folders = [
+        folder.relative_to(workers) for folder in workers.glob("*/project/.meltano/account-runs/*")
+    ]
+    assert not run_folders, run_folders
+
+
+def readable_places(cluster: Cluster) -> dict[str, bytes]:
+    """Everything a token could have reached, by where: the broker's snapshots, the databases
+    dumped whole, every file of the machines but their virtualenvs, PostgreSQL's log."""
+    places = {f"redis, snapshot {n}": data for n, data in enumerate(REDIS_SNAPSHOTS, 1)}
+    for database in ("airflow", "celery_results", "meltano", "warehouse"):
+        places[f"database {database}"] = pg_dump(cluster, database)
+    postgres = Path((cluster.folder / "postgres-folder").read_text().strip())
+    for path in [*machine_files(cluster.folder), *postgres.glob("*.log")]:
+        places[str(path)] = path.read_bytes()
+    return places
+
+
+def leaks_in(places: dict[str, bytes]) -> list[str]:
+    """Where a token, or its Authorization header, is."""
+    return sorted(
+        {where for where, data in places.items() for form in SECRET_FORMS if form in data}
+    )
+
+
+def unfinished_pass(cluster: Cluster, account: str) -> dict[str, Any] | None:
+    """The pass an account's stored state resumes, from Meltano's table in the shared system
+    database (what `meltano state get` shows), or None."""
+    (row,) = cluster.sql(
+        "meltano", "select completed_state from state where state_id = %s", STATE_ID.format(account)
+    )
+    state = row["completed_state"]
+    tasks = (json.loads(state) if isinstance(state, str) else state)["singer_state"]["bookmarks"][
+        "tasks"
+    ]
+    unfinished: dict[str, Any] | None = tasks.get("unfinished_sync")
+    return unfinished
+
+
+def syncs_of(requests: list[RecordedRequest], resumed: set[int]) -> list[list[int]]:
+    """The offsets each sync asked for, a sync starting at offset 0 or resuming at a request
+    whose index is in `resumed`."""
     syncs: list[list[int]] = []
-    for request in requests:
+    for index, request in enumerate(requests):
         offset = int(request.params.get("offset", "0"))
-        if offset == 0:
+        if offset == 0 or index in resumed:
             syncs.append([])
         syncs[-1].append(offset)
     return syncs
@@ -383,3 +471,33 @@ def snapshot_redis(cluster: Cluster) -> None:
         check=True,
     )
     REDIS_SNAPSHOTS.append(done.stdout)
+
+
+# Each token, the Authorization header that carries it, and both as the hex of a bytea column.
+SECRET_FORMS = [
+    form
+    for token in TOKENS.values()
+    for plain in (token.encode(), base64.b64encode(f"{token}:api_token".encode()))
+    for form in (plain, plain.hex().encode())
+]
+
+
+def pg_dump(cluster: Cluster, database: str) -> bytes:
+    """One database of the cluster's PostgreSQL, whole, as SQL text."""
+    url = cluster.settings["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", "")
+    done = subprocess.run(
+        [shutil.which("pg_dump") or "pg_dump", url.rsplit("/", 1)[0] + "/" + database],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout
+
+
+def machine_files(folder: Path) -> list[Path]:
+    """Every file under the machines' folders but the installed virtualenvs (the packages)."""
+    files = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = [name for name in dirs if name not in ("venv", ".meltano-venv")]
+        files += [Path(root, name) for name in names if not Path(root, name).is_symlink()]
+    return files

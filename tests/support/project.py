@@ -46,9 +46,13 @@ def shipped_project() -> dict[str, Any]:
     for plugin in plugins["extractors"] + in_environments:
         for recipe_setting in ("stream_maps", "stream_map_config"):
             (plugin.get("config") or {}).pop(recipe_setting, None)
-    for plugin in plugins["extractors"]:
-        if plugin.get("pip_url") == "-e .":
-            plugin["pip_url"] = f"-e {ROOT}"  # a copy has no tap source of its own
+    # A copy has no tap source, nor loader wrapper, of its own: the checkout's.
+    for plugin in (plugin for kind in PLUGIN_KINDS for plugin in plugins.get(kind) or []):
+        if plugin.get("pip_url"):
+            plugin["pip_url"] = " ".join(
+                str(ROOT / part) if part == "." or part.startswith("./") else part
+                for part in plugin["pip_url"].split()
+            )
     return project
 
 
