@@ -2,6 +2,8 @@
 
 For the tap and the pure core:
 - `tap_runs`: run `tap-toggl-tasks` as a process against the stand-in, and read what it wrote.
+- `warm_taps`: those processes forked from one that imported the tap once (the SDK's import
+  was most of the fast suite's time).
 - `in_process`: the tap in the test's own process over HTTP, for runs by the hundred.
 - `toggl_model`: a Toggl in memory that does whatever the docs allow, for the pure core's model.
 - `warehouse_model`: what target-postgres and target-duckdb make of the tap's messages.
