@@ -100,7 +100,7 @@ def test_the_wheel_holds_the_package_its_command_and_the_license(dist: Path) -> 
         assert wheel.read(f"{info}/licenses/LICENSE") == (ROOT / "LICENSE").read_bytes()
         entry_points = wheel.read(f"{info}/entry_points.txt").decode()
     assert sorted(name for name in names if not name.startswith(info)) == MODULES
-    assert "tap-toggl-tasks = tap_toggl_tasks.tap:TapTogglTasks.cli" in entry_points
+    assert "tap-toggl-tasks = tap_toggl_tasks.__main__:main" in entry_points
 
 
 def test_the_wheel_metadata_names_license_and_pythons_and_no_url(dist: Path) -> None:

@@ -33,7 +33,7 @@ SECRETS = (
 # script), python-dotenv searches upward from the SDK's own folder: with a virtualenv inside the
 # checkout, the developer's `.env`. Run with -c, it searches from the working directory instead,
 # the test's own folder, so the test's variables are what the tap sees.
-TAP_PROGRAM = "from tap_toggl_tasks.tap import TapTogglTasks; TapTogglTasks.cli()"
+TAP_PROGRAM = "from tap_toggl_tasks.__main__ import main; main()"
 
 
 @dataclass
