@@ -3,11 +3,11 @@
 A fresh interpreter spends ~0.4 s of CPU importing the SDK before the tap does anything, and the
 tests start hundreds of taps: on two cores that import was most of the fast suite. Here one
 process per test worker (the fork server) imports the tap once; each run is a child forked from
-it, which then becomes what `python -c TAP_PROGRAM ARGS` is under subprocess: a process of its
-own (pid, signals, exit status), with the working directory, environment, stdin, stdout and
-stderr it is given, `-c`'s `sys.argv[0]` and `sys.path` (so python-dotenv searches from the
-working directory), its own random seed. What it shares with the other runs is what was imported
-before the fork, and nothing else.
+it, which then becomes what `python -c TAP_PROGRAM ARGS` (the command's `main()`) is under
+subprocess: a process of its own (pid, signals, exit status), with the working directory,
+environment, stdin, stdout and stderr it is given, `-c`'s `sys.argv[0]` and `sys.path` (so
+python-dotenv searches from the working directory), its own random seed. What it shares with the
+other runs is what was imported before the fork, and nothing else.
 
     fork server ──fork──▶ waiter ──fork──▶ the tap (pid sent back; the waiter sends its status)
 
@@ -19,6 +19,7 @@ run off Linux (the server's socket is a Linux AF_UNIX SOCK_SEQPACKET one).
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import os
 import random
@@ -31,7 +32,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 
-from tap_toggl_tasks.tap import TapTogglTasks  # imported once, before any fork
+from tap_toggl_tasks.__main__ import main
+from tap_toggl_tasks.tap import TapTogglTasks  # noqa: F401 - imported once, before any fork
 from tests.support.environment import clean_environ
 from tests.support.project import ROOT
 
@@ -58,6 +60,7 @@ def serve() -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     listener.bind(path)
     listener.listen(64)
+    gc.freeze()  # as the command does (tap_toggl_tasks/__main__.py); each fork shares them
     os.write(1, b"ready\n")
     while True:
         _reap_waiters()  # so that their runs' CPU time counts in the test worker's
@@ -74,7 +77,7 @@ def serve() -> None:
             if pid == 0:
                 connection.close()
                 _become_the_tap(json.loads(request), fds)
-                TapTogglTasks.cli()  # its SystemExit ends this process as it would a cold one
+                main()  # the command's own; its SystemExit ends this process as a cold one's
                 raise SystemExit(0)
             for fd in fds:
                 os.close(fd)
