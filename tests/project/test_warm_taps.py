@@ -5,29 +5,15 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.support.environment import clean_environ
-from tests.support.tap_runs import TAP_PROGRAM, config_for, forked_run, run_tap
+from tests.support.tap_runs import cold_run, config_for, forked_run, run_tap
 from tests.support.warm_taps import fork_server, forkable
 from toggl_standin.server import Fault, TogglServer
-
-
-def cold_run(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
-    done = subprocess.run(
-        [sys.executable, "-c", TAP_PROGRAM, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-    return done.returncode, done.stdout, done.stderr
 
 
 def without_times(log: str) -> list[str]:
@@ -40,7 +26,7 @@ def test_a_forked_run_prints_and_exits_as_a_cold_one(server: TogglServer, tmp_pa
     args = ["--config", str(tmp_path / "config.json")]
 
     forked = forked_run(args, tmp_path, clean_environ(), 60)
-    cold = cold_run(args, tmp_path, clean_environ())
+    cold = cold_run(args, tmp_path, clean_environ(), 60)
 
     assert forked[0] == cold[0] == 0
     assert forked[1].count('"type":"RECORD"') == cold[1].count('"type":"RECORD"') == 26
@@ -62,7 +48,7 @@ def test_a_forked_run_reads_the_env_file_of_its_own_working_directory(
 
     assert code == 1
     assert "HTTP 403" in stderr
-    assert cold_run(args, tmp_path, clean_environ())[0] == 1
+    assert cold_run(args, tmp_path, clean_environ(), 60)[0] == 1
 
 
 def test_a_variable_given_to_one_run_is_not_seen_by_the_next(

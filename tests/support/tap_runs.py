@@ -116,24 +116,29 @@ def run_tap(
         state_file.write_text(json.dumps(state))
         argv += ["--state", str(state_file)]
     environ = clean_environ(**(env or {}))  # none of the developer's settings
-    if forkable(environ):
-        returncode, stdout, stderr = forked_run(argv, tmp_path, environ, timeout)
-    else:
-        done = subprocess.run(
-            [sys.executable, "-c", TAP_PROGRAM, *argv],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=environ,
-            check=False,
-        )
-        returncode, stdout, stderr = done.returncode, done.stdout, done.stderr
+    started = forked_run if forkable(environ) else cold_run
+    returncode, stdout, stderr = started(argv, tmp_path, environ, timeout)
     messages = [json.loads(line) for line in stdout.splitlines() if line.startswith('{"type"')]
     run = TapRun(returncode, stdout, stderr, messages)
     for secret in SECRETS:
         assert secret not in stdout + stderr, "a secret reached the tap's output"
     return run
+
+
+def cold_run(
+    args: list[str], cwd: Path, env: dict[str, str], timeout: float
+) -> tuple[int, str, str]:
+    """`python -c TAP_PROGRAM ARGS` in a fresh interpreter: its exit status, stdout and stderr."""
+    done = subprocess.run(
+        [sys.executable, "-c", TAP_PROGRAM, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+    return done.returncode, done.stdout, done.stderr
 
 
 def forked_run(
