@@ -26,6 +26,11 @@ _StandardTests = get_tap_test_class(
 )
 
 
+# server_deleted_at is null in every record of a sync without `since` (Toggl leaves deleted tasks
+# out of such answers), so the SDK's datetime check of it has no value to parse and warns so; run
+# alone, as xdist may place it, that warning is an error. A deleted task's timestamp is checked
+# in tests/tap/test_fast_path.py (task 9004) and tests/tap/test_interrupted.py.
+@pytest.mark.filterwarnings("ignore:No records were available to test.:UserWarning")
 class TestTapTogglTasks(_StandardTests):  # type: ignore[misc,valid-type]
     @pytest.fixture(scope="class", autouse=True)
     @classmethod
