@@ -269,6 +269,9 @@ def test_a_worker_lost_mid_sync_is_retried_and_no_account_ever_syncs_twice_at_on
     in the shared system database, and lands exact; no account's syncs overlap."""
     slow = cluster.servers["slow"]
     before = len(slow.requests)  # the first run's
+    # Slower still until the kill: from the first committed page to the kill takes a few seconds
+    # of queries on a busy machine, and the pass must not end in them (a CI run saw it end).
+    slow.delay = 3 * SLOW_DELAY_SECONDS
     # Mid-pass, a page of it committed: the shared state holds this run's pass (with `since`;
     # the first run's was without) past offset 0.
     deadline = time.monotonic() + 180
@@ -286,11 +289,12 @@ def test_a_worker_lost_mid_sync_is_retried_and_no_account_ever_syncs_twice_at_on
         " where task_id = 'sync' and run_id = 'second' and map_index = 0",
     )
     assert lost["state"] == "running"
-    snapshot_redis(cluster)
     machine = cluster.worker_session(lost["hostname"])
     for pid in session_members(machine):
         os.kill(pid, signal.SIGKILL)
     killed_at = len(slow.requests)
+    slow.delay = SLOW_DELAY_SECONDS
+    snapshot_redis(cluster)  # the lost try's and the queued ones' messages
     deadline = time.monotonic() + 30
     while session_members(machine):  # SIGKILL takes effect soon, not at once
         assert time.monotonic() < deadline, session_members(machine)
@@ -298,7 +302,7 @@ def test_a_worker_lost_mid_sync_is_retried_and_no_account_ever_syncs_twice_at_on
     # What the killed try left in the shared system database: the pass it was in, and the offset
     # after its last committed page (the loader commits each page and passes its STATE on).
     stored = unfinished_pass(cluster, "slow")
-    assert stored is not None
+    assert stored is not None, "the pass ended before the kill: slow the stand-in down more"
     # The killed run could not remove its folder, and the tap's config in it holds the token.
     left = cluster.folder / "workers" / lost["hostname"] / "project/.meltano/account-runs/slow"
     assert leaks_in({str(path): path.read_bytes() for path in machine_files(left)})
