@@ -15,7 +15,6 @@ import base64
 import itertools
 import json
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -490,7 +489,7 @@ def pg_dump(cluster: Cluster, database: str) -> bytes:
     """One database of the cluster's PostgreSQL, whole, as SQL text."""
     url = cluster.settings["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", "")
     done = subprocess.run(
-        [shutil.which("pg_dump") or "pg_dump", url.rsplit("/", 1)[0] + "/" + database],
+        ["pg_dump", url.rsplit("/", 1)[0] + "/" + database],
         capture_output=True,
         timeout=120,
         check=True,

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from tap_toggl_tasks.__main__ import main
 from tap_toggl_tasks.tap import TapTogglTasks  # noqa: F401 - imported once, before any fork
@@ -73,21 +73,26 @@ def serve() -> None:
         request, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
         if os.fork() == 0:
             listener.close()
-            pid = os.fork()
-            if pid == 0:
-                connection.close()
-                _become_the_tap(json.loads(request), fds)
-                main()  # the command's own; its SystemExit ends this process as a cold one's
-                raise SystemExit(0)
-            for fd in fds:
-                os.close(fd)
-            connection.send(str(pid).encode())
-            _, status = os.waitpid(pid, 0)
-            connection.send(str(os.waitstatus_to_exitcode(status)).encode())
-            os._exit(0)
+            _run_and_report(connection, json.loads(request), fds)
         connection.close()
         for fd in fds:
             os.close(fd)
+
+
+def _run_and_report(connection: socket.socket, request: dict[str, Any], fds: list[int]) -> NoReturn:
+    """The waiter: forks the tap, sends back its pid, then its exit status, and ends."""
+    pid = os.fork()
+    if pid == 0:
+        connection.close()
+        _become_the_tap(request, fds)
+        main()  # the command's own; its SystemExit ends this process as a cold one's
+        raise SystemExit(0)
+    for fd in fds:
+        os.close(fd)
+    connection.send(str(pid).encode())
+    _, status = os.waitpid(pid, 0)
+    connection.send(str(os.waitstatus_to_exitcode(status)).encode())
+    os._exit(0)
 
 
 def _reap_waiters() -> None:
